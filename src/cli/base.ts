@@ -1,0 +1,26 @@
+/**
+ * The base of every hep-ml command: maps errors to one-line messages and stable exit codes
+ * (docs/exit-codes.md). A user's mistake never prints a stack trace; a bug does only with HEPML_DEBUG=1.
+ */
+import { Command } from '@oclif/core';
+import { ExitCode, isHepMlError } from '../errors.js';
+
+export abstract class HepMlCommand extends Command {
+  /** Writes a line to stderr (stdout carries data only). */
+  protected note(line: string): void {
+    process.stderr.write(`${line}\n`);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (isHepMlError(err)) {
+      this.note(`hep-ml ${this.id ?? ''}: ${err.describe()}`.replace(/ +:/, ':'));
+      if (process.env.HEPML_DEBUG && err.stack) this.note(err.stack);
+      this.exit(err.exitCode);
+    }
+    // oclif's own errors (unknown flag, missing argument, exit) keep their handling and codes.
+    if (err.oclif || (err as { code?: string }).code?.startsWith?.('EEXIT')) return super.catch(err);
+    this.note(`hep-ml ${this.id ?? ''}: internal error: ${err.message}${process.env.HEPML_DEBUG ? '' : ' (run with HEPML_DEBUG=1 for details)'}`);
+    if (process.env.HEPML_DEBUG && err.stack) this.note(err.stack);
+    this.exit(ExitCode.INTERNAL);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * TBasket: locating, fetching and unpacking one basket of one branch into its data bytes and
+ * per-entry byte offsets. No values are decoded here (see decode.ts).
+ */
+import { CorruptDataError, type ErrorContext } from '../errors.js';
+import { rootUnzip } from './decompress.js';
+import type { BranchInfo } from './tree.js';
+
+/** One basket, decompressed: `data` holds the entries' bytes; entry i spans offsets[i]..offsets[i+1]. */
+export interface RawBasket {
+  index: number;
+  entryStart: number;
+  entryStop: number;
+  data: Uint8Array;
+  /** Per-entry start offsets into `data` (length nev+1); absent for fixed-size entries. */
+  offsets?: Int32Array;
+}
+
+/** Where a basket lives: on disk at seek/bytes, or inside the TTree object (recovered baskets). */
+export interface BasketLocation {
+  index: number;
+  entryStart: number;
+  entryStop: number;
+  seek: number;
+  bytes: number;
+  embedded?: unknown;
+}
+
+/** The baskets of a branch that overlap entries [start, stop). */
+export function basketsFor(b: BranchInfo, start: number, stop: number): BasketLocation[] {
+  const js = b.js;
+  const nWritten = Number(js.fWriteBasket ?? 0);
+  const entries = Number(js.fEntries);
+  const embedded: unknown[] = js.fBaskets?.arr ?? [];
+  const firstEntry: number[] = js.fBasketEntry ?? [];
+  const out: BasketLocation[] = [];
+  const n = Math.max(nWritten, embedded.length);
+  for (let k = 0; k < n; k++) {
+    const seek = Number(js.fBasketSeek?.[k] ?? 0);
+    const emb = embedded[k];
+    if (k >= nWritten && !emb) continue;
+    const entryStart = Number(firstEntry[k] ?? 0);
+    let entryStop = k + 1 < n && firstEntry[k + 1] !== undefined && (k + 1 < nWritten || embedded[k + 1]) ? Number(firstEntry[k + 1]) : entries;
+    if (emb && (emb as { fNevBuf?: number }).fNevBuf !== undefined) entryStop = entryStart + Number((emb as { fNevBuf: number }).fNevBuf);
+    if (entryStop <= start || entryStart >= stop) continue;
+    if (entryStop <= entryStart) continue;
+    if (seek > 0 && k < nWritten) out.push({ index: k, entryStart, entryStop, seek, bytes: Number(js.fBasketBytes[k]) });
+    else if (emb) out.push({ index: k, entryStart, entryStop, seek: 0, bytes: 0, embedded: emb });
+    else throw new CorruptDataError(`basket ${k} has no location`, { branch: b.name });
+  }
+  return out;
+}
+
+function readTStringLen(v: DataView, o: number): [number, number] {
+  const n = v.getUint8(o);
+  if (n === 255) return [v.getInt32(o + 1), o + 5];
+  return [n, o + 1];
+}
+
+/** Parses a basket's key header + TBasket header and unpacks its payload. */
+export function unpackBasket(raw: Uint8Array, loc: BasketLocation, ctx: ErrorContext): RawBasket {
+  const bctx = { ...ctx, basket: loc.index };
+  if (raw.length < 40) throw new CorruptDataError(`basket header is too short (${raw.length} bytes)`, bctx);
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const nbytes = v.getInt32(0);
+  const version = v.getInt16(4);
+  const objlen = v.getInt32(6);
+  const keylen = v.getInt16(14);
+  if (nbytes !== loc.bytes || keylen <= 0 || keylen > nbytes || objlen < 0) {
+    throw new CorruptDataError(
+      `basket key header is corrupt (fNbytes ${nbytes}, expected ${loc.bytes}; fKeylen ${keylen}; fObjlen ${objlen})`,
+      bctx,
+    );
+  }
+  let o = 18 + (version > 1000 ? 16 : 8);
+  for (let i = 0; i < 3; i++) {
+    const [len, next] = readTStringLen(v, o);
+    o = next + len;
+  }
+  o += 2; // TBasket version
+  o += 4; // fBufferSize
+  const nevBufSize = v.getInt32(o);
+  o += 4;
+  if (nevBufSize < 0) o += 1; // fIOBits
+  const nevBuf = v.getInt32(o);
+  const last = v.getInt32(o + 4);
+  if (o + 8 > keylen) throw new CorruptDataError('basket header overruns its key', bctx);
+  const nev = loc.entryStop - loc.entryStart;
+  if (nevBuf !== nev) {
+    throw new CorruptDataError(`basket holds ${nevBuf} entries but the branch metadata says ${nev}`, bctx);
+  }
+  const payload = raw.subarray(keylen, nbytes);
+  const obj = objlen > payload.length ? rootUnzip(payload, objlen, bctx) : payload;
+  return splitPayload(obj, keylen, last, nev, loc, bctx);
+}
+
+/** A basket stored inside the TTree object (written when the file was closed without flushing it). */
+export function unpackEmbedded(loc: BasketLocation, ctx: ErrorContext): RawBasket {
+  const bctx = { ...ctx, basket: loc.index };
+  const b = loc.embedded as {
+    fKeylen: number;
+    fLast: number;
+    fNevBuf: number;
+    fEntryOffset?: ArrayLike<number>;
+    fBufferRef?: { arr?: DataView };
+  };
+  const dv = b.fBufferRef?.arr;
+  const nev = loc.entryStop - loc.entryStart;
+  // jsroot keeps no buffer for a basket whose entries hold no bytes at all (fLast == fKeylen).
+  if (!dv && b.fLast > b.fKeylen) throw new CorruptDataError('basket stored in the TTree object has no data', bctx);
+  const obj = dv ? new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength) : new Uint8Array(0);
+  const basket = splitPayload(obj, b.fKeylen, b.fLast, nev, loc, bctx);
+  // jsroot has already read the entry offsets (absolute positions) from the TBasket streamer.
+  if (!basket.offsets && b.fEntryOffset && b.fEntryOffset.length >= nev && nev > 0) {
+    const offsets = new Int32Array(nev + 1);
+    for (let i = 0; i < nev; i++) offsets[i] = b.fEntryOffset[i]! - b.fKeylen;
+    offsets[nev] = basket.data.length;
+    for (let i = 0; i < nev; i++) {
+      if (offsets[i]! < 0 || offsets[i]! > offsets[i + 1]!) throw new CorruptDataError(`entry offset ${i} is corrupt`, bctx);
+    }
+    basket.offsets = offsets;
+  }
+  return basket;
+}
+
+function splitPayload(obj: Uint8Array, keylen: number, last: number, nev: number, loc: BasketLocation, ctx: ErrorContext): RawBasket {
+  const dataLen = last - keylen;
+  if (dataLen < 0 || dataLen > obj.length) {
+    throw new CorruptDataError(`basket data length ${dataLen} does not fit its ${obj.length}-byte buffer`, ctx);
+  }
+  const data = obj.subarray(0, dataLen);
+  let offsets: Int32Array | undefined;
+  if (obj.length >= dataLen + 4) {
+    const v = new DataView(obj.buffer, obj.byteOffset, obj.byteLength);
+    const n = v.getInt32(dataLen);
+    if (n > 0 && dataLen + 4 + 4 * n <= obj.length) {
+      if (n < nev) throw new CorruptDataError(`basket has ${n} entry offsets for ${nev} entries`, ctx);
+      offsets = new Int32Array(nev + 1);
+      let p = dataLen + 4;
+      for (let i = 0; i < nev; i++, p += 4) {
+        const off = v.getInt32(p) - keylen;
+        if (off < 0 || off > dataLen || (i > 0 && off < offsets[i - 1]!)) {
+          throw new CorruptDataError(`entry offset ${i} (${off}) is outside the basket data (${dataLen} bytes)`, ctx);
+        }
+        offsets[i] = off;
+      }
+      offsets[nev] = dataLen;
+    }
+  }
+  return { index: loc.index, entryStart: loc.entryStart, entryStop: loc.entryStop, data, offsets };
+}

@@ -1,0 +1,308 @@
+/**
+ * Reading entry ranges of a tree's branches into columns: fetch the overlapping baskets (coalesced
+ * reads), decompress them natively, decode big-endian values straight into typed arrays.
+ * Object-valued branches that the bulk decoder does not handle go through jsroot (jsroot-read.ts).
+ */
+import { CorruptDataError, EntryRangeError, UnsupportedError, UsageError, type ErrorContext } from '../errors.js';
+import { allocTyped, type ColumnBatch, type ColumnData, type ColumnType, type NumericArray } from './columns.js';
+import { basketsFor, unpackBasket, unpackEmbedded, type BasketLocation, type RawBasket } from './basket.js';
+import { countBits, decodeBits, decodeValues, stringLength } from './decode.js';
+import { readWithJsroot } from './jsroot-read.js';
+import type { BranchInfo, ReadPlan, Tree } from './tree.js';
+
+export interface ReadStats {
+  /** Bytes fetched from the source for baskets (compressed). */
+  compressedBytes: number;
+  /** Bytes of basket payload after decompression. */
+  uncompressedBytes: number;
+  baskets: number;
+}
+
+/** `1000` → 1000 entries; `"100 MB"`, `"64MiB"`, `"1.5 GB"` → bytes. */
+export function parseStepSize(s: string | number): { entries?: number; bytes?: number } {
+  if (typeof s === 'number') {
+    if (!Number.isInteger(s) || s <= 0) throw new UsageError(`step size must be a positive integer, got ${s}`);
+    return { entries: s };
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(s);
+  if (!m) throw new UsageError(`cannot parse step size '${s}': use a number of entries (10000) or a size ("100 MB")`);
+  const v = Number(m[1]);
+  if (!m[2]) {
+    if (!Number.isInteger(v) || v <= 0) throw new UsageError(`step size must be a positive integer, got '${s}'`);
+    return { entries: v };
+  }
+  const unit = m[2].toLowerCase();
+  const pow = { b: 0, kb: 1, mb: 2, gb: 3, tb: 4, kib: 1, mib: 2, gib: 3, tib: 4 }[unit]!;
+  const base = unit.includes('i') ? 1024 : 1000;
+  const bytes = Math.floor(v * base ** pow);
+  if (bytes <= 0) throw new UsageError(`step size must be positive, got '${s}'`);
+  return { bytes };
+}
+
+/**
+ * Checks an entry range against `n` entries and clips the stop to n; undefined bounds mean all entries.
+ * A start beyond the last entry, a negative or fractional bound, or stop < start is an EntryRangeError.
+ */
+export function checkEntryRange(n: number, entryStart: number | undefined, entryStop: number | undefined, ctx: ErrorContext): [number, number] {
+  const start = entryStart ?? 0;
+  if (!Number.isInteger(start) || start < 0) throw new EntryRangeError(`entry start ${start} must be a non-negative integer`, ctx);
+  if (entryStop !== undefined && (!Number.isInteger(entryStop) || entryStop < 0)) {
+    throw new EntryRangeError(`entry stop ${entryStop} must be a non-negative integer`, ctx);
+  }
+  if (start > n || (start === n && entryStart !== undefined && n > 0)) {
+    throw new EntryRangeError(`entry start ${start} is beyond the last entry (there are ${n} entries: 0..${n - 1})`, ctx);
+  }
+  const stop = entryStop === undefined ? n : Math.min(entryStop, n);
+  if (stop < start) throw new EntryRangeError(`entry stop ${entryStop} is before entry start ${start}`, ctx);
+  return [start, stop];
+}
+
+function wrapValues(type: ColumnType, values: NumericArray): ColumnData {
+  if (type.kind === 'fixed') return { kind: 'fixed', size: type.size, child: wrapValues(type.child, values) };
+  if (type.kind === 'primitive') return { kind: 'primitive', dtype: type.dtype, values };
+  throw new Error(`cannot wrap values as ${type.kind}`);
+}
+
+export class TreeReader {
+  readonly stats: ReadStats = { compressedBytes: 0, uncompressedBytes: 0, baskets: 0 };
+  private readonly cache = new Map<BranchInfo, Map<number, RawBasket>>();
+  private readonly bulk: BranchInfo[];
+  private readonly viaJsroot: BranchInfo[];
+
+  constructor(
+    readonly tree: Tree,
+    readonly branches: BranchInfo[],
+  ) {
+    for (const b of branches) {
+      if (!b.type || !b.plan) {
+        throw new UnsupportedError(b.unsupported ?? 'cannot be read', { file: tree.location, tree: tree.name, branch: b.name });
+      }
+    }
+    this.bulk = branches.filter((b) => b.plan!.kind !== 'jsroot');
+    this.viaJsroot = branches.filter((b) => b.plan!.kind === 'jsroot');
+  }
+
+  private ctx(b?: BranchInfo): ErrorContext {
+    return { file: this.tree.location, tree: this.tree.name, branch: b?.name };
+  }
+
+  /** Uncompressed bytes per entry of the selected branches (from ROOT's own totals). */
+  bytesPerEntry(): number {
+    if (this.tree.entries === 0) return 0;
+    return this.branches.reduce((s, b) => s + b.totBytes, 0) / this.tree.entries;
+  }
+
+  /** Entries per step for a step size given in entries or bytes. */
+  stepEntries(step: { entries?: number; bytes?: number }): number {
+    if (step.entries) return step.entries;
+    const per = this.bytesPerEntry();
+    return Math.max(1, per > 0 ? Math.floor(step.bytes! / per) : 100000);
+  }
+
+  /** Checks and normalises an entry range; undefined bounds mean the whole tree. */
+  range(entryStart?: number, entryStop?: number): [number, number] {
+    return checkEntryRange(this.tree.entries, entryStart, entryStop, this.ctx());
+  }
+
+  /** Batches of at most `stepEntries` entries covering [start, stop). */
+  async *batches(start: number, stop: number, stepEntries: number): AsyncGenerator<ColumnBatch> {
+    for (let a = start; a < stop; a += stepEntries) {
+      yield await this.read(a, Math.min(stop, a + stepEntries));
+    }
+  }
+
+  /** Reads entries [start, stop) of every selected branch. Calls must come in increasing entry order. */
+  async read(start: number, stop: number): Promise<ColumnBatch> {
+    await this.fetch(start, stop);
+    const columns: { name: string; data: ColumnData }[] = [];
+    const jsCols = this.viaJsroot.length ? await readWithJsroot(this.tree, this.viaJsroot, start, stop) : new Map();
+    for (const b of this.branches) {
+      const data = b.plan!.kind === 'jsroot' ? jsCols.get(b)! : this.assemble(b, start, stop);
+      columns.push({ name: b.name, data });
+    }
+    // Baskets that end inside this range are done with; keep those that reach into the next one.
+    for (const m of this.cache.values()) for (const [k, rb] of m) if (rb.entryStop <= stop) m.delete(k);
+    return { entryStart: start, entryStop: stop, columns };
+  }
+
+  private async fetch(start: number, stop: number): Promise<void> {
+    const wanted: { b: BranchInfo; loc: BasketLocation }[] = [];
+    for (const b of this.bulk) {
+      let m = this.cache.get(b);
+      if (!m) this.cache.set(b, (m = new Map()));
+      for (const loc of basketsFor(b, start, stop)) {
+        if (m.has(loc.index)) continue;
+        if (loc.embedded) {
+          m.set(loc.index, unpackEmbedded(loc, this.ctx(b)));
+          continue;
+        }
+        wanted.push({ b, loc });
+      }
+    }
+    if (wanted.length === 0) return;
+    const raws = await this.tree.file.source.readMany(wanted.map((w) => [w.loc.seek, w.loc.bytes] as const));
+    for (let i = 0; i < wanted.length; i++) {
+      const { b, loc } = wanted[i]!;
+      const rb = unpackBasket(raws[i]!, loc, this.ctx(b));
+      this.stats.compressedBytes += loc.bytes;
+      this.stats.uncompressedBytes += rb.data.length;
+      this.stats.baskets++;
+      this.cache.get(b)!.set(loc.index, rb);
+    }
+  }
+
+  private overlapping(b: BranchInfo, start: number, stop: number): RawBasket[] {
+    const m = this.cache.get(b)!;
+    const list = [...m.values()].filter((rb) => rb.entryStop > start && rb.entryStart < stop).sort((x, y) => x.entryStart - y.entryStart);
+    let next = start;
+    for (const rb of list) {
+      if (rb.entryStart > next) break;
+      next = Math.max(next, rb.entryStop);
+    }
+    if (next < stop) {
+      throw new CorruptDataError(`no basket holds entry ${next} (the branch's basket list has a gap)`, { ...this.ctx(b), entry: next });
+    }
+    return list;
+  }
+
+  private assemble(b: BranchInfo, start: number, stop: number): ColumnData {
+    const plan = b.plan as Exclude<ReadPlan, { kind: 'jsroot' }>;
+    const baskets = this.overlapping(b, start, stop);
+    switch (plan.kind) {
+      case 'fixed':
+        return this.assembleFixed(b, plan, baskets, start, stop);
+      case 'jagged':
+        return this.assembleJagged(b, plan, baskets, start, stop);
+      case 'string':
+        return this.assembleStrings(b, plan, baskets, start, stop);
+    }
+  }
+
+  private assembleFixed(b: BranchInfo, plan: Extract<ReadPlan, { kind: 'fixed' }>, baskets: RawBasket[], start: number, stop: number): ColumnData {
+    const per = plan.perEntry;
+    const entryBytes = per * plan.value.bytes;
+    const out = allocTyped(plan.value.dtype, (stop - start) * per);
+    for (const rb of baskets) {
+      const lo = Math.max(start, rb.entryStart);
+      const hi = Math.min(stop, rb.entryStop);
+      const nev = rb.entryStop - rb.entryStart;
+      if (rb.data.length !== nev * entryBytes && !(rb.offsets && rb.data.length >= nev * entryBytes)) {
+        throw new CorruptDataError(
+          `basket holds ${rb.data.length} bytes for ${nev} entries of ${entryBytes} bytes`,
+          { ...this.ctx(b), basket: rb.index, entry: rb.entryStart },
+        );
+      }
+      const pos = rb.offsets ? rb.offsets[lo - rb.entryStart]! : (lo - rb.entryStart) * entryBytes;
+      if (rb.offsets && rb.offsets[hi - rb.entryStart]! - pos !== (hi - lo) * entryBytes) {
+        throw new CorruptDataError('entries are not of the expected fixed size', { ...this.ctx(b), basket: rb.index, entry: lo });
+      }
+      decodeValues(plan.value, rb.data, pos, (hi - lo) * per, out, (lo - start) * per);
+    }
+    return wrapValues(b.type!, out);
+  }
+
+  private assembleJagged(b: BranchInfo, plan: Extract<ReadPlan, { kind: 'jagged' }>, baskets: RawBasket[], start: number, stop: number): ColumnData {
+    const rows = stop - start;
+    const offsets = new Int32Array(rows + 1);
+    const elemBytes = plan.inner * plan.value.bytes;
+    const bits = plan.value.kind === 'bits';
+    let total = 0;
+    for (const rb of baskets) {
+      const lo = Math.max(start, rb.entryStart);
+      const hi = Math.min(stop, rb.entryStop);
+      const off = rb.offsets;
+      if (!off) {
+        if (rb.entryStop - rb.entryStart === 1) {
+          rb.offsets = Int32Array.of(0, rb.data.length);
+        } else {
+          throw new UnsupportedError('basket has no entry offsets (reading counts from the counter branch is not implemented)', {
+            ...this.ctx(b),
+            basket: rb.index,
+          });
+        }
+      }
+      const o = rb.offsets!;
+      for (let e = lo; e < hi; e++) {
+        const i = e - rb.entryStart;
+        const size = o[i + 1]! - o[i]! - plan.header;
+        let count: number;
+        if (size <= 0) count = 0;
+        else if (bits) count = countBits(rb.data, o[i]! + plan.header, o[i + 1]!, { ...this.ctx(b), entry: e });
+        else {
+          count = size / elemBytes;
+          if (!Number.isInteger(count)) {
+            throw new CorruptDataError(`entry holds ${size} bytes, not a multiple of the ${elemBytes}-byte element size`, {
+              ...this.ctx(b),
+              basket: rb.index,
+              entry: e,
+            });
+          }
+        }
+        total += count;
+        offsets[e - start + 1] = total;
+      }
+    }
+    const values = allocTyped(plan.value.dtype, total * plan.inner);
+    for (const rb of baskets) {
+      const lo = Math.max(start, rb.entryStart);
+      const hi = Math.min(stop, rb.entryStop);
+      const o = rb.offsets!;
+      const first = offsets[lo - start]! * plan.inner;
+      if (plan.header === 0 && !bits) {
+        const n = (offsets[hi - start]! - offsets[lo - start]!) * plan.inner;
+        decodeValues(plan.value, rb.data, o[lo - rb.entryStart]!, n, values, first);
+        continue;
+      }
+      for (let e = lo; e < hi; e++) {
+        const i = e - rb.entryStart;
+        const n = (offsets[e - start + 1]! - offsets[e - start]!) * plan.inner;
+        if (n === 0) continue;
+        const p = o[i]! + plan.header;
+        if (bits) decodeBits(rb.data, p, o[i + 1]!, values as Uint32Array, offsets[e - start]!);
+        else decodeValues(plan.value, rb.data, p, n, values, offsets[e - start]! * plan.inner);
+      }
+    }
+    const listType = b.type as Extract<ColumnType, { kind: 'list' }>;
+    return { kind: 'list', offsets, child: wrapValues(listType.child, values) };
+  }
+
+  private assembleStrings(b: BranchInfo, plan: Extract<ReadPlan, { kind: 'string' }>, baskets: RawBasket[], start: number, stop: number): ColumnData {
+    const rows = stop - start;
+    const offsets = new Int32Array(rows + 1);
+    const spans = new Int32Array(rows);
+    let total = 0;
+    for (const rb of baskets) {
+      const lo = Math.max(start, rb.entryStart);
+      const hi = Math.min(stop, rb.entryStop);
+      if (!rb.offsets && rb.entryStop - rb.entryStart === 1) rb.offsets = Int32Array.of(0, rb.data.length);
+      const o = rb.offsets;
+      if (!o) throw new CorruptDataError('string basket has no entry offsets', { ...this.ctx(b), basket: rb.index });
+      for (let e = lo; e < hi; e++) {
+        const i = e - rb.entryStart;
+        const end = o[i + 1]!;
+        let len = 0;
+        let p = o[i]!;
+        if (end > p) {
+          [len, p] = stringLength(rb.data, p + plan.header);
+          if (p + len > end) {
+            throw new CorruptDataError(`string of ${len} bytes overruns its entry`, { ...this.ctx(b), basket: rb.index, entry: e });
+          }
+        }
+        spans[e - start] = p;
+        total += len;
+        offsets[e - start + 1] = total;
+      }
+    }
+    const bytes = new Uint8Array(total);
+    for (const rb of baskets) {
+      const lo = Math.max(start, rb.entryStart);
+      const hi = Math.min(stop, rb.entryStop);
+      for (let e = lo; e < hi; e++) {
+        const r = e - start;
+        const len = offsets[r + 1]! - offsets[r]!;
+        if (len) bytes.set(rb.data.subarray(spans[r]!, spans[r]! + len), offsets[r]!);
+      }
+    }
+    return { kind: 'utf8', offsets, bytes };
+  }
+}

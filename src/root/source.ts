@@ -1,0 +1,139 @@
+/**
+ * Byte sources: where ROOT bytes come from. A source reads absolute byte ranges; the ROOT layer never
+ * knows whether they come from a local file or a remote server.
+ */
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { CorruptDataError, InputNotFoundError, IoError, UnsupportedError } from '../errors.js';
+
+export interface ByteSource {
+  /** Path or URL, as the user gave it: used in every message. */
+  readonly name: string;
+  /** Total size in bytes. */
+  readonly size: number;
+  /** Reads exactly `len` bytes at `pos`; a range past the end of the file is a CorruptDataError (truncated file). */
+  read(pos: number, len: number): Promise<Uint8Array>;
+  /** Reads several ranges; implementations coalesce neighbours into fewer requests. */
+  readMany(ranges: readonly (readonly [number, number])[]): Promise<Uint8Array[]>;
+  close(): Promise<void>;
+  /** Requests made and bytes transferred so far. */
+  readonly stats: { requests: number; bytes: number };
+}
+
+/** Ranges closer than this are read as one (the gap is read and dropped). */
+const COALESCE_GAP = 64 * 1024;
+/** Never make a single coalesced read larger than this. */
+const MAX_COALESCED = 64 * 1024 * 1024;
+
+export interface Coalesced {
+  start: number;
+  end: number;
+  members: number[];
+}
+
+/** Groups ranges (pos, len) into larger contiguous reads; returns groups in file order. */
+export function coalesceRanges(ranges: readonly (readonly [number, number])[], gap = COALESCE_GAP, max = MAX_COALESCED): Coalesced[] {
+  const order = ranges.map((_, i) => i).sort((a, b) => ranges[a]![0] - ranges[b]![0]);
+  const groups: Coalesced[] = [];
+  let cur: Coalesced | undefined;
+  for (const i of order) {
+    const [pos, len] = ranges[i]!;
+    const end = pos + len;
+    if (cur && pos <= cur.end + gap && Math.max(end, cur.end) - cur.start <= max) {
+      cur.end = Math.max(cur.end, end);
+      cur.members.push(i);
+    } else {
+      cur = { start: pos, end, members: [i] };
+      groups.push(cur);
+    }
+  }
+  return groups;
+}
+
+export class LocalFileSource implements ByteSource {
+  readonly stats = { requests: 0, bytes: 0 };
+  private constructor(
+    readonly name: string,
+    readonly size: number,
+    private fh: FileHandle | undefined,
+  ) {}
+
+  static async open(path: string): Promise<LocalFileSource> {
+    let st;
+    try {
+      st = await stat(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new InputNotFoundError('no such file', { file: path });
+      if (code === 'EACCES') throw new IoError('permission denied', { file: path });
+      throw new IoError(`cannot stat: ${(e as Error).message}`, { file: path });
+    }
+    if (st.isDirectory()) throw new InputNotFoundError('is a directory, not a ROOT file', { file: path });
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES') throw new IoError('permission denied', { file: path });
+      throw new IoError(`cannot open: ${(e as Error).message}`, { file: path });
+    }
+    return new LocalFileSource(path, st.size, fh);
+  }
+
+  private handle(): FileHandle {
+    if (!this.fh) throw new IoError('file already closed', { file: this.name });
+    return this.fh;
+  }
+
+  async read(pos: number, len: number): Promise<Uint8Array> {
+    if (pos < 0 || len < 0 || pos + len > this.size) {
+      throw new CorruptDataError(
+        `needs bytes ${pos}..${pos + len} but the file has ${this.size} bytes (truncated or corrupt file)`,
+        { file: this.name },
+      );
+    }
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const { bytesRead } = await this.handle().read(out, done, len - done, pos + done);
+      if (bytesRead === 0) throw new CorruptDataError(`unexpected end of file at byte ${pos + done}`, { file: this.name });
+      done += bytesRead;
+    }
+    this.stats.requests++;
+    this.stats.bytes += len;
+    return out;
+  }
+
+  async readMany(ranges: readonly (readonly [number, number])[]): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = new Array(ranges.length);
+    for (const g of coalesceRanges(ranges)) {
+      const buf = await this.read(g.start, g.end - g.start);
+      for (const i of g.members) {
+        const [pos, len] = ranges[i]!;
+        out[i] = buf.subarray(pos - g.start, pos - g.start + len);
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
+  }
+}
+
+/** Opens a local path (or `file://` URL). Remote URLs are handled by the http source. */
+export async function openSource(location: string): Promise<ByteSource> {
+  if (/^https?:\/\//i.test(location)) {
+    const { HttpSource } = await import('./http.js');
+    return HttpSource.open(location);
+  }
+  if (/^root:\/\//i.test(location)) {
+    throw new UnsupportedError(
+      "the root:// (XRootD binary) protocol is not supported; use the server's HTTP interface (https://host:port/path)",
+      { file: location },
+    );
+  }
+  const path = location.startsWith('file://') ? new URL(location).pathname : location;
+  return LocalFileSource.open(path);
+}
