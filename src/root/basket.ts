@@ -14,6 +14,10 @@ export interface RawBasket {
   data: Uint8Array;
   /** Per-entry start offsets into `data` (length nev+1); absent for fixed-size entries. */
   offsets?: Int32Array;
+  /** True when `data` is a buffer of our own (decompressed output) that may be byte-swapped in place. */
+  owned: boolean;
+  /** The basket's values in native byte order, once decoded (see decode.ts nativeValues). */
+  native?: import('./columns.js').NumericArray;
 }
 
 /** Where a basket lives: on disk at seek/bytes, or inside the TTree object (recovered baskets). */
@@ -26,13 +30,17 @@ export interface BasketLocation {
   embedded?: unknown;
 }
 
-/** The baskets of a branch that overlap entries [start, stop). */
-export function basketsFor(b: BranchInfo, start: number, stop: number): BasketLocation[] {
+const tables = new WeakMap<object, BasketLocation[]>();
+
+/** Every basket of a branch, in entry order (computed once per branch from jsroot's metadata). */
+export function basketTable(b: BranchInfo): BasketLocation[] {
   const js = b.js;
+  const cached = tables.get(js);
+  if (cached) return cached;
   const nWritten = Number(js.fWriteBasket ?? 0);
   const entries = Number(js.fEntries);
   const embedded: unknown[] = js.fBaskets?.arr ?? [];
-  const firstEntry: number[] = js.fBasketEntry ?? [];
+  const firstEntry: ArrayLike<number> = js.fBasketEntry ?? [];
   const out: BasketLocation[] = [];
   const n = Math.max(nWritten, embedded.length);
   for (let k = 0; k < n; k++) {
@@ -42,19 +50,29 @@ export function basketsFor(b: BranchInfo, start: number, stop: number): BasketLo
     const entryStart = Number(firstEntry[k] ?? 0);
     let entryStop = k + 1 < n && firstEntry[k + 1] !== undefined && (k + 1 < nWritten || embedded[k + 1]) ? Number(firstEntry[k + 1]) : entries;
     if (emb && (emb as { fNevBuf?: number }).fNevBuf !== undefined) entryStop = entryStart + Number((emb as { fNevBuf: number }).fNevBuf);
-    if (entryStop <= start || entryStart >= stop) continue;
     if (entryStop <= entryStart) continue;
     if (seek > 0 && k < nWritten) out.push({ index: k, entryStart, entryStop, seek, bytes: Number(js.fBasketBytes[k]) });
     else if (emb) out.push({ index: k, entryStart, entryStop, seek: 0, bytes: 0, embedded: emb });
     else throw new CorruptDataError(`basket ${k} has no location`, { branch: b.name });
   }
+  tables.set(js, out);
   return out;
 }
 
-function readTStringLen(v: DataView, o: number): [number, number] {
-  const n = v.getUint8(o);
-  if (n === 255) return [v.getInt32(o + 1), o + 5];
-  return [n, o + 1];
+/** The baskets of a branch that overlap entries [start, stop). */
+export function basketsFor(b: BranchInfo, start: number, stop: number): BasketLocation[] {
+  const all = basketTable(b);
+  // first basket ending after `start` (binary search), then walk while baskets start before `stop`
+  let lo = 0;
+  let hi = all.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (all[mid]!.entryStop <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: BasketLocation[] = [];
+  for (let k = lo; k < all.length && all[k]!.entryStart < stop; k++) out.push(all[k]!);
+  return out;
 }
 
 /** Parses a basket's key header + TBasket header and unpacks its payload. */
@@ -72,26 +90,20 @@ export function unpackBasket(raw: Uint8Array, loc: BasketLocation, ctx: ErrorCon
       bctx,
     );
   }
-  let o = 18 + (version > 1000 ? 16 : 8);
-  for (let i = 0; i < 3; i++) {
-    const [len, next] = readTStringLen(v, o);
-    o = next + len;
+  // The key ends with the TBasket header: ..., fNevBuf (int32), fLast (int32), flag (int8).
+  if (keylen < 18 + (version > 1000 ? 16 : 8) + 3 + 2 + 4 + 4 + 4 + 4 + 1 || keylen > raw.length) {
+    throw new CorruptDataError(`basket key header is corrupt (fKeylen ${keylen})`, bctx);
   }
-  o += 2; // TBasket version
-  o += 4; // fBufferSize
-  const nevBufSize = v.getInt32(o);
-  o += 4;
-  if (nevBufSize < 0) o += 1; // fIOBits
-  const nevBuf = v.getInt32(o);
-  const last = v.getInt32(o + 4);
-  if (o + 8 > keylen) throw new CorruptDataError('basket header overruns its key', bctx);
+  const nevBuf = v.getInt32(keylen - 9);
+  const last = v.getInt32(keylen - 5);
   const nev = loc.entryStop - loc.entryStart;
   if (nevBuf !== nev) {
     throw new CorruptDataError(`basket holds ${nevBuf} entries but the branch metadata says ${nev}`, bctx);
   }
   const payload = raw.subarray(keylen, nbytes);
-  const obj = objlen > payload.length ? rootUnzip(payload, objlen, bctx) : payload;
-  return splitPayload(obj, keylen, last, nev, loc, bctx);
+  const compressed = objlen > payload.length;
+  const obj = compressed ? rootUnzip(payload, objlen, bctx) : payload;
+  return splitPayload(obj, keylen, last, nev, loc, bctx, compressed);
 }
 
 /** A basket stored inside the TTree object (written when the file was closed without flushing it). */
@@ -109,7 +121,7 @@ export function unpackEmbedded(loc: BasketLocation, ctx: ErrorContext): RawBaske
   // jsroot keeps no buffer for a basket whose entries hold no bytes at all (fLast == fKeylen).
   if (!dv && b.fLast > b.fKeylen) throw new CorruptDataError('basket stored in the TTree object has no data', bctx);
   const obj = dv ? new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength) : new Uint8Array(0);
-  const basket = splitPayload(obj, b.fKeylen, b.fLast, nev, loc, bctx);
+  const basket = splitPayload(obj, b.fKeylen, b.fLast, nev, loc, bctx, false);
   // jsroot has already read the entry offsets (absolute positions) from the TBasket streamer.
   if (!basket.offsets && b.fEntryOffset && b.fEntryOffset.length >= nev && nev > 0) {
     const offsets = new Int32Array(nev + 1);
@@ -123,7 +135,7 @@ export function unpackEmbedded(loc: BasketLocation, ctx: ErrorContext): RawBaske
   return basket;
 }
 
-function splitPayload(obj: Uint8Array, keylen: number, last: number, nev: number, loc: BasketLocation, ctx: ErrorContext): RawBasket {
+function splitPayload(obj: Uint8Array, keylen: number, last: number, nev: number, loc: BasketLocation, ctx: ErrorContext, owned: boolean): RawBasket {
   const dataLen = last - keylen;
   if (dataLen < 0 || dataLen > obj.length) {
     throw new CorruptDataError(`basket data length ${dataLen} does not fit its ${obj.length}-byte buffer`, ctx);
@@ -131,21 +143,27 @@ function splitPayload(obj: Uint8Array, keylen: number, last: number, nev: number
   const data = obj.subarray(0, dataLen);
   let offsets: Int32Array | undefined;
   if (obj.length >= dataLen + 4) {
-    const v = new DataView(obj.buffer, obj.byteOffset, obj.byteLength);
-    const n = v.getInt32(dataLen);
+    const p = obj.byteOffset + dataLen;
+    const n = ((obj[dataLen]! << 24) | (obj[dataLen + 1]! << 16) | (obj[dataLen + 2]! << 8) | obj[dataLen + 3]!) | 0;
     if (n > 0 && dataLen + 4 + 4 * n <= obj.length) {
       if (n < nev) throw new CorruptDataError(`basket has ${n} entry offsets for ${nev} entries`, ctx);
+      // Copy the big-endian int32 array once, then swap and rebase it in one pass.
       offsets = new Int32Array(nev + 1);
-      let p = dataLen + 4;
-      for (let i = 0; i < nev; i++, p += 4) {
-        const off = v.getInt32(p) - keylen;
-        if (off < 0 || off > dataLen || (i > 0 && off < offsets[i - 1]!)) {
-          throw new CorruptDataError(`entry offset ${i} (${off}) is outside the basket data (${dataLen} bytes)`, ctx);
-        }
+      new Uint8Array(offsets.buffer, 0, 4 * nev).set(new Uint8Array(obj.buffer, p + 4, 4 * nev));
+      let prev = 0;
+      let bad = -1;
+      for (let i = 0; i < nev; i++) {
+        const x = offsets[i]!;
+        const off = ((x << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) - keylen;
+        if (off < prev || off > dataLen) bad = bad < 0 ? i : bad;
         offsets[i] = off;
+        prev = off;
+      }
+      if (bad >= 0) {
+        throw new CorruptDataError(`entry offset ${bad} (${offsets[bad]}) is outside the basket data (${dataLen} bytes) or out of order`, ctx);
       }
       offsets[nev] = dataLen;
     }
   }
-  return { index: loc.index, entryStart: loc.entryStart, entryStop: loc.entryStop, data, offsets };
+  return { index: loc.index, entryStart: loc.entryStart, entryStop: loc.entryStop, data, offsets, owned };
 }

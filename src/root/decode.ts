@@ -3,7 +3,8 @@
  * byte swaps on aligned typed-array views; no per-value allocation.
  */
 import { CorruptDataError, type ErrorContext } from '../errors.js';
-import type { NumericArray } from './columns.js';
+import { allocTyped, type DType, type NumericArray } from './columns.js';
+import type { RawBasket } from './basket.js';
 import type { ValueCodec } from './tree.js';
 
 /**
@@ -22,10 +23,9 @@ export function decodeValues(codec: ValueCodec, src: Uint8Array, pos: number, n:
   }
 }
 
-function decodePlain(bytes: number, src: Uint8Array, pos: number, n: number, out: NumericArray, outIndex: number): number {
+function decodePlain(bytes: number, src: Uint8Array, pos: number, n: number, out: NumericArray, outIndex: number, inPlace = false): number {
   const len = n * bytes;
-  const out8 = new Uint8Array(out.buffer, out.byteOffset + outIndex * bytes, len);
-  out8.set(src.subarray(pos, pos + len));
+  if (!inPlace) new Uint8Array(out.buffer, out.byteOffset + outIndex * bytes, len).set(src.subarray(pos, pos + len));
   switch (bytes) {
     case 1:
       break;
@@ -123,4 +123,51 @@ export function stringLength(src: Uint8Array, pos: number): [number, number] {
   if (n !== 255) return [n, pos + 1];
   const len = ((src[pos + 1]! << 24) | (src[pos + 2]! << 16) | (src[pos + 3]! << 8) | src[pos + 4]!) >>> 0;
   return [len, pos + 5];
+}
+
+function typedView(dtype: DType, buf: ArrayBufferLike, byteOffset: number, n: number): NumericArray {
+  switch (dtype) {
+    case 'bool':
+    case 'uint8':
+      return new Uint8Array(buf, byteOffset, n);
+    case 'int8':
+      return new Int8Array(buf, byteOffset, n);
+    case 'int16':
+      return new Int16Array(buf, byteOffset, n);
+    case 'uint16':
+      return new Uint16Array(buf, byteOffset, n);
+    case 'int32':
+      return new Int32Array(buf, byteOffset, n);
+    case 'uint32':
+      return new Uint32Array(buf, byteOffset, n);
+    case 'int64':
+      return new BigInt64Array(buf, byteOffset, n);
+    case 'uint64':
+      return new BigUint64Array(buf, byteOffset, n);
+    case 'float32':
+      return new Float32Array(buf, byteOffset, n);
+    case 'float64':
+      return new Float64Array(buf, byteOffset, n);
+  }
+}
+
+/**
+ * All values of a basket whose data is nothing but plain values (scalars, fixed arrays, `X[n]` leaves,
+ * collection members), in native byte order; computed once per basket and cached on it.
+ * A decompressed basket that is suitably aligned is byte-swapped in place (no copy); otherwise the
+ * values are copied once into a fresh array.
+ */
+export function nativeValues(rb: RawBasket, codec: Extract<ValueCodec, { kind: 'plain' }>): NumericArray {
+  if (rb.native) return rb.native;
+  const n = Math.floor(rb.data.length / codec.bytes);
+  let out: NumericArray;
+  if (rb.owned && rb.data.byteOffset % codec.bytes === 0) {
+    out = typedView(codec.dtype, rb.data.buffer, rb.data.byteOffset, n);
+    decodePlain(codec.bytes, rb.data, 0, n, out, 0, true);
+  } else {
+    out = allocTyped(codec.dtype, n);
+    decodePlain(codec.bytes, rb.data, 0, n, out, 0);
+  }
+  rb.native = out;
+  return out;
 }

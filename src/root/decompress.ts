@@ -285,7 +285,8 @@ function hex(buf: Uint8Array, from: number, n: number): string {
 /**
  * Decompresses a ROOT compressed buffer (one or more blocks with 9-byte headers) that must expand to
  * exactly `objlen` bytes. Synchronous. Returns a Uint8Array of length objlen: `out` (or its first objlen
- * bytes) when given, else a new array that owns its ArrayBuffer (byteOffset 0).
+ * bytes) when given, else a new array (which may be a view into a pooled ArrayBuffer, at an 8-byte aligned
+ * offset, for small single-block ZLIB objects).
  *
  * Throws CorruptDataError (with `ctx` as its context) for an unknown or cut-off block header, a block
  * extending past the end of `src`, an LZ4 checksum mismatch, a decoder error, a block that decodes to a
@@ -296,6 +297,20 @@ function hex(buf: Uint8Array, from: number, n: number): string {
 export function rootUnzip(src: Uint8Array, objlen: number, ctx?: ErrorContext, out?: Uint8Array): Uint8Array {
   if (!Number.isInteger(objlen) || objlen < 0) throw new RangeError(`invalid uncompressed length ${objlen}`);
   if (out) checkOut(out, objlen);
+  // Fast path for the common case, one ZLIB block holding the whole object: return inflate's own output
+  // (no second buffer, no copy). Any failure falls through to the general path and its error messages.
+  if (!out && src.length >= BLOCK_HEADER_SIZE && (src[0] === 0x5a && src[1] === 0x4c)) {
+    const clen = src[3]! | (src[4]! << 8) | (src[5]! << 16);
+    const ulen = src[6]! | (src[7]! << 8) | (src[8]! << 16);
+    if (ulen === objlen && BLOCK_HEADER_SIZE + clen <= src.length && ulen > 0) {
+      try {
+        const res = inflateSync(src.subarray(BLOCK_HEADER_SIZE, BLOCK_HEADER_SIZE + clen), { chunkSize: Math.max(64, ulen + 1), maxOutputLength: ulen });
+        if (res.length === ulen) return new Uint8Array(res.buffer, res.byteOffset, res.length);
+      } catch {
+        // reported below
+      }
+    }
+  }
   const dst = out ?? new Uint8Array(objlen);
   const context = ctx ?? {};
   const corrupt = (msg: string, cause?: unknown) =>

@@ -4,9 +4,9 @@
  * Object-valued branches that the bulk decoder does not handle go through jsroot (jsroot-read.ts).
  */
 import { CorruptDataError, EntryRangeError, UnsupportedError, UsageError, type ErrorContext } from '../errors.js';
-import { allocTyped, type ColumnBatch, type ColumnData, type ColumnType, type NumericArray } from './columns.js';
+import { allocTyped, type ColumnBatch, type ColumnData, type ColumnType, type DType, type NumericArray } from './columns.js';
 import { basketsFor, unpackBasket, unpackEmbedded, type BasketLocation, type RawBasket } from './basket.js';
-import { countBits, decodeBits, decodeValues, stringLength } from './decode.js';
+import { countBits, decodeBits, decodeValues, nativeValues, stringLength } from './decode.js';
 import { readWithJsroot } from './jsroot-read.js';
 import type { BranchInfo, ReadPlan, Tree } from './tree.js';
 
@@ -55,6 +55,18 @@ export function checkEntryRange(n: number, entryStart: number | undefined, entry
   const stop = entryStop === undefined ? n : Math.min(entryStop, n);
   if (stop < start) throw new EntryRangeError(`entry stop ${entryStop} is before entry start ${start}`, ctx);
   return [start, stop];
+}
+
+/** One array from per-basket pieces: the piece itself when there is one, else a copy of all. */
+function joinParts(dtype: DType, parts: NumericArray[]): NumericArray {
+  if (parts.length === 1) return parts[0]!;
+  const out = allocTyped(dtype, parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    (out as Uint8Array).set(p as Uint8Array, o);
+    o += p.length;
+  }
+  return out;
 }
 
 function wrapValues(type: ColumnType, values: NumericArray): ColumnData {
@@ -181,7 +193,8 @@ export class TreeReader {
   private assembleFixed(b: BranchInfo, plan: Extract<ReadPlan, { kind: 'fixed' }>, baskets: RawBasket[], start: number, stop: number): ColumnData {
     const per = plan.perEntry;
     const entryBytes = per * plan.value.bytes;
-    const out = allocTyped(plan.value.dtype, (stop - start) * per);
+    const parts: NumericArray[] = [];
+    const out = plan.value.kind === 'plain' ? undefined : allocTyped(plan.value.dtype, (stop - start) * per);
     for (const rb of baskets) {
       const lo = Math.max(start, rb.entryStart);
       const hi = Math.min(stop, rb.entryStop);
@@ -196,9 +209,12 @@ export class TreeReader {
       if (rb.offsets && rb.offsets[hi - rb.entryStart]! - pos !== (hi - lo) * entryBytes) {
         throw new CorruptDataError('entries are not of the expected fixed size', { ...this.ctx(b), basket: rb.index, entry: lo });
       }
-      decodeValues(plan.value, rb.data, pos, (hi - lo) * per, out, (lo - start) * per);
+      if (plan.value.kind === 'plain') {
+        const first = pos / plan.value.bytes;
+        parts.push(nativeValues(rb, plan.value).subarray(first, first + (hi - lo) * per) as NumericArray);
+      } else decodeValues(plan.value, rb.data, pos, (hi - lo) * per, out!, (lo - start) * per);
     }
-    return wrapValues(b.type!, out);
+    return wrapValues(b.type!, out ?? joinParts(plan.value.dtype, parts));
   }
 
   private assembleJagged(b: BranchInfo, plan: Extract<ReadPlan, { kind: 'jagged' }>, baskets: RawBasket[], start: number, stop: number): ColumnData {
@@ -222,6 +238,24 @@ export class TreeReader {
         }
       }
       const o = rb.offsets!;
+      const es = rb.entryStart;
+      if (plan.header === 0 && !bits && (elemBytes & (elemBytes - 1)) === 0) {
+        // Fast path (X[n] leaves, collection members): element counts straight from the byte offsets.
+        const shift = Math.log2(elemBytes);
+        const mask = elemBytes - 1;
+        const o0 = o[lo - es]!;
+        let misaligned = 0;
+        for (let e = lo; e < hi; e++) {
+          const d = o[e - es + 1]! - o0;
+          misaligned |= d & mask;
+          offsets[e - start + 1] = total + (d >> shift);
+        }
+        if (misaligned) {
+          throw new CorruptDataError(`entry sizes are not multiples of the ${elemBytes}-byte element size`, { ...this.ctx(b), basket: rb.index });
+        }
+        total = offsets[hi - start]!;
+        continue;
+      }
       for (let e = lo; e < hi; e++) {
         const i = e - rb.entryStart;
         const size = o[i + 1]! - o[i]! - plan.header;
@@ -241,6 +275,17 @@ export class TreeReader {
         total += count;
         offsets[e - start + 1] = total;
       }
+    }
+    if (plan.header === 0 && plan.value.kind === 'plain') {
+      const codec = plan.value;
+      const parts = baskets.map((rb) => {
+        const lo = Math.max(start, rb.entryStart);
+        const hi = Math.min(stop, rb.entryStop);
+        const o = rb.offsets!;
+        return nativeValues(rb, codec).subarray(o[lo - rb.entryStart]! / codec.bytes, o[hi - rb.entryStart]! / codec.bytes) as NumericArray;
+      });
+      const listType = b.type as Extract<ColumnType, { kind: 'list' }>;
+      return { kind: 'list', offsets, child: wrapValues(listType.child, joinParts(codec.dtype, parts)) };
     }
     const values = allocTyped(plan.value.dtype, total * plan.inner);
     for (const rb of baskets) {
