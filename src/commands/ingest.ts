@@ -7,11 +7,9 @@ import { openIngest } from '../ingest/index.js';
 
 export default class Ingest extends HepMlCommand {
   static override summary = 'Stream ROOT TTree branches into an Arrow IPC stream (one RecordBatch per step).';
-  static override description = `Reads the selected branches of a TTree from one or more ROOT files (read as one chain) and writes
-an Arrow IPC stream to a file or to stdout ('-', the default when stdout is not a terminal).
-Columns are named by the branch's full name in ROOT; jagged branches become List<T>, fixed-size
-arrays FixedSizeList<T>, scalars T, with their types preserved. Memory stays bounded: one step of
-entries is held at a time and stdout backpressure is respected.`;
+  static override description = `Reads the selected branches of a TTree from one or more ROOT files (read as one chain) and writes an Arrow IPC stream to a file, or to stdout ('-', the default; refused when stdout is a terminal).
+
+Columns are named by the branch's full name in ROOT; jagged branches become List<T>, fixed-size arrays FixedSizeList<T>, scalars T, with their types preserved. Memory stays bounded: one step of entries is held at a time and stdout backpressure is respected. See docs/commands/ingest.md.`;
   static override examples = [
     '<%= config.bin %> ingest events.root --tree Events -o events.arrow',
     "<%= config.bin %> ingest nano.root -t Events -b 'Muon_*' -b nMuon --entry-stop 1000 - | hep-ml flatten ...",
@@ -21,7 +19,12 @@ entries is held at a time and stdout backpressure is respected.`;
   static override args = { files: Args.string({ description: 'ROOT files (paths or http(s):// URLs)', required: true }) };
   static override flags = {
     tree: Flags.string({ char: 't', description: 'tree name (dir/name, name;cycle); optional if the file has one tree' }),
-    branches: Flags.string({ char: 'b', description: 'branch name or glob (repeatable); default: all readable branches', multiple: true }),
+    branches: Flags.string({
+      char: 'b',
+      description: 'branch name or glob (repeat -b for more); default: all readable branches',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
     'entry-start': Flags.integer({ description: 'first entry (global over all files)', min: 0 }),
     'entry-stop': Flags.integer({ description: 'stop before this entry (global over all files)', min: 0 }),
     'step-size': Flags.string({ description: 'entries per batch, or input bytes per batch ("100 MB")', default: '100 MB' }),

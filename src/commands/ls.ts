@@ -50,10 +50,7 @@ export function formatFile(d: FileDescription): string {
 
 export default class Ls extends HepMlCommand {
   static override summary = 'List the trees and branches of a ROOT file: types, entries, codecs, sizes.';
-  static override description = `Shows every TTree (all cycles), its entries, and every branch (sub-branches indented) with its
-column type as hep-ml reads it, the C++ type, the counter branch of jagged leaves, the codec of its first
-basket and its compression setting, the number of baskets and the compressed/uncompressed sizes.
-Branches hep-ml cannot read yet are marked (unsupported); --json gives the reason.`;
+  static override description = `Shows every TTree (all cycles), its entries, and every branch (sub-branches indented) with its column type as hep-ml reads it, the C++ type, the counter branch of jagged leaves, the codec of its first basket and its compression setting, the number of baskets and the compressed/uncompressed sizes. Branches hep-ml cannot read yet are marked (unsupported); --json gives the reason. See docs/commands/ls.md.`;
   static override examples = [
     '<%= config.bin %> ls ../shared/testdata/root/uproot-HZZ.root',
     '<%= config.bin %> ls nano.root --tree Events --json | jq ".trees[0].branches | length"',
