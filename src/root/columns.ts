@@ -82,30 +82,35 @@ export const DTYPE_BYTES: Record<DType, number> = {
   float64: 8,
 };
 
-export function allocTyped(dtype: DType, n: number): NumericArray {
+/** A typed array of `dtype` over `n` values of `buffer` from `byteOffset` (which must be aligned). */
+export function typedView(dtype: DType, buffer: ArrayBufferLike, byteOffset: number, n: number): NumericArray {
   switch (dtype) {
     case 'bool':
     case 'uint8':
-      return new Uint8Array(n);
+      return new Uint8Array(buffer, byteOffset, n);
     case 'int8':
-      return new Int8Array(n);
+      return new Int8Array(buffer, byteOffset, n);
     case 'int16':
-      return new Int16Array(n);
+      return new Int16Array(buffer, byteOffset, n);
     case 'uint16':
-      return new Uint16Array(n);
+      return new Uint16Array(buffer, byteOffset, n);
     case 'int32':
-      return new Int32Array(n);
+      return new Int32Array(buffer, byteOffset, n);
     case 'uint32':
-      return new Uint32Array(n);
+      return new Uint32Array(buffer, byteOffset, n);
     case 'int64':
-      return new BigInt64Array(n);
+      return new BigInt64Array(buffer, byteOffset, n);
     case 'uint64':
-      return new BigUint64Array(n);
+      return new BigUint64Array(buffer, byteOffset, n);
     case 'float32':
-      return new Float32Array(n);
+      return new Float32Array(buffer, byteOffset, n);
     case 'float64':
-      return new Float64Array(n);
+      return new Float64Array(buffer, byteOffset, n);
   }
+}
+
+export function allocTyped(dtype: DType, n: number): NumericArray {
+  return typedView(dtype, new ArrayBuffer(n * DTYPE_BYTES[dtype]), 0, n);
 }
 
 export function columnRows(c: ColumnData): number {

@@ -3,7 +3,7 @@
  * byte swaps on aligned typed-array views; no per-value allocation.
  */
 import { CorruptDataError, type ErrorContext } from '../errors.js';
-import { allocTyped, type DType, type NumericArray } from './columns.js';
+import { allocTyped, typedView, type NumericArray } from './columns.js';
 import type { RawBasket } from './basket.js';
 import type { ValueCodec } from './tree.js';
 
@@ -123,32 +123,6 @@ export function stringLength(src: Uint8Array, pos: number): [number, number] {
   if (n !== 255) return [n, pos + 1];
   const len = ((src[pos + 1]! << 24) | (src[pos + 2]! << 16) | (src[pos + 3]! << 8) | src[pos + 4]!) >>> 0;
   return [len, pos + 5];
-}
-
-function typedView(dtype: DType, buf: ArrayBufferLike, byteOffset: number, n: number): NumericArray {
-  switch (dtype) {
-    case 'bool':
-    case 'uint8':
-      return new Uint8Array(buf, byteOffset, n);
-    case 'int8':
-      return new Int8Array(buf, byteOffset, n);
-    case 'int16':
-      return new Int16Array(buf, byteOffset, n);
-    case 'uint16':
-      return new Uint16Array(buf, byteOffset, n);
-    case 'int32':
-      return new Int32Array(buf, byteOffset, n);
-    case 'uint32':
-      return new Uint32Array(buf, byteOffset, n);
-    case 'int64':
-      return new BigInt64Array(buf, byteOffset, n);
-    case 'uint64':
-      return new BigUint64Array(buf, byteOffset, n);
-    case 'float32':
-      return new Float32Array(buf, byteOffset, n);
-    case 'float64':
-      return new Float64Array(buf, byteOffset, n);
-  }
 }
 
 /**
