@@ -70,7 +70,8 @@ export function selectBranches(tree: Tree, patterns: string[] | undefined, onSki
   }
   const names = all.map((b) => b.name);
   for (const p of patterns) {
-    if (isGlob(p)) {
+    // An exact branch name wins over a glob reading of it: `ArrayI16[10]` is a name, not a class.
+    if (isGlob(p) && !tree.branch(p)) {
       const re = globToRegExp(p);
       const hits = all.filter((b) => re.test(b.name));
       if (hits.length === 0) {

@@ -6,12 +6,13 @@ export function globToRegExp(glob: string): RegExp {
     if (c === '*') re += '.*';
     else if (c === '?') re += '.';
     else if (c === '[') {
-      const end = glob.indexOf(']', i + 2);
+      // a ']' right after '[' or '[!' belongs to the class
+      const negate = glob[i + 1] === '!';
+      const end = glob.indexOf(']', i + (negate ? 3 : 2));
       if (end < 0) re += '\\[';
       else {
-        let cls = glob.slice(i + 1, end);
-        if (cls.startsWith('!')) cls = '^' + cls.slice(1);
-        re += `[${cls.replace(/\\/g, '\\\\')}]`;
+        const body = glob.slice(i + (negate ? 2 : 1), end).replace(/[\\\]^]/g, '\\$&');
+        re += `[${negate ? '^' : ''}${body}]`;
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\\]]/g, '\\$&');

@@ -132,8 +132,8 @@ export class TreeReader {
       const data = b.plan!.kind === 'jsroot' ? jsCols.get(b)! : this.assemble(b, start, stop);
       columns.push({ name: b.name, data });
     }
-    // Baskets that end inside this range are done with; keep those that reach into the next one.
-    for (const m of this.cache.values()) for (const [k, rb] of m) if (rb.entryStop <= stop) m.delete(k);
+    // Keep only the baskets that straddle the end of this range (the next step starts in them).
+    for (const m of this.cache.values()) for (const [k, rb] of m) if (!(rb.entryStart < stop && rb.entryStop > stop)) m.delete(k);
     return { entryStart: start, entryStop: stop, columns };
   }
 

@@ -3,6 +3,7 @@
  * knows whether they come from a local file or a remote server.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { CorruptDataError, InputNotFoundError, IoError, UnsupportedError } from '../errors.js';
 
 export interface ByteSource {
@@ -134,6 +135,6 @@ export async function openSource(location: string): Promise<ByteSource> {
       { file: location },
     );
   }
-  const path = location.startsWith('file://') ? new URL(location).pathname : location;
+  const path = location.startsWith('file://') ? fileURLToPath(location) : location;
   return LocalFileSource.open(path);
 }
