@@ -124,7 +124,7 @@ function trackTemp(path: string): void {
   liveTempFiles.add(path);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.on('exit', () => {
+    const removeAll = () => {
       for (const p of liveTempFiles) {
         try {
           unlinkSync(p);
@@ -132,7 +132,18 @@ function trackTemp(path: string): void {
           // already gone
         }
       }
-    });
+      liveTempFiles.clear();
+    };
+    process.on('exit', removeAll);
+    // Ctrl-C, kill, a closed terminal: remove the temp files, then die of the same signal as before.
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      const onSignal = () => {
+        removeAll();
+        process.off(sig, onSignal);
+        process.kill(process.pid, sig);
+      };
+      process.once(sig, onSignal);
+    }
   }
 }
 

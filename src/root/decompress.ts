@@ -406,19 +406,22 @@ export function rootUnzip(src: Uint8Array, objlen: number, ctx?: ErrorContext, o
 // ---------------------------------------------------------------------------------------------------
 // Naming fCompress
 // ---------------------------------------------------------------------------------------------------
-const ALGORITHMS = ['ZLIB', 'ZLIB', 'LZMA', 'OLD', 'LZ4', 'ZSTD'] as const;
+const ALGORITHMS = [undefined, 'ZLIB', 'LZMA', 'OLD', 'LZ4', 'ZSTD'] as const;
 
 /**
  * A readable name for ROOT's compression setting (TFile/TTree/TBranch fCompress = algorithm * 100 + level,
  * ROOT's Compression.h): "ZLIB-1", "LZMA-9", "OLD-6", "LZ4-4", "ZSTD-5"; "none" for level 0; "inherit" for -1
- * (a branch that takes its tree's setting). Algorithm 0 (values below 100) is the global default, which is
- * ZLIB in every standard ROOT build. Unknown algorithms give e.g. "unknown(612)".
+ * (a branch that takes its tree's setting). Algorithm 0 (values below 100) is the writing ROOT's global default
+ * algorithm: "default-N". Unknown algorithms give e.g. "unknown(612)".
  */
 export function compressionName(fCompress: number): string {
   if (fCompress === -1) return 'inherit';
   if (!Number.isInteger(fCompress) || fCompress < 0) return `unknown(${fCompress})`;
   const algorithm = Math.floor(fCompress / 100), level = fCompress % 100;
   if (level === 0) return 'none';
+  // Algorithm 0 is "the global default" of the ROOT that wrote the file, which has not always been ZLIB
+  // (uproot-HZZ-objects.root, ROOT 6.14, says 4 and its baskets are LZ4): name it as such.
+  if (algorithm === 0) return `default-${level}`;
   const name = ALGORITHMS[algorithm];
   return name ? `${name}-${level}` : `unknown(${fCompress})`;
 }

@@ -198,3 +198,22 @@ test('bad input gives one-line errors, documented exit codes and no partial outp
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('ingest interrupted by SIGINT/SIGTERM leaves neither the output nor its temp file', { skip }, async () => {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const d = tmp();
+    try {
+      const f = root('nano_tt_v15.root');
+      const child = spawn(process.execPath, [BIN, 'ingest', f, f, f, f, '-t', 'Events', '--step-size', '1', '-o', join(d, 'big.arrow')], { stdio: 'ignore' });
+      // wait until the temp file exists, then interrupt
+      for (let i = 0; i < 200 && readdirSync(d).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(readdirSync(d).length, 1, 'the temp file exists while writing');
+      child.kill(sig);
+      const code = await new Promise<number | null>((r) => child.on('close', (c, s) => r(c ?? (s ? -1 : null))));
+      assert.notEqual(code, 0, `${sig}: non-zero exit`);
+      assert.deepEqual(readdirSync(d), [], `${sig}: no output and no temp file left`);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  }
+});

@@ -165,7 +165,7 @@ test('initCodecs() initialises once', async () => {
 
 test('compressionName follows ROOT Compression.h (algorithm * 100 + level)', () => {
   const cases: [number, string][] = [
-    [-1, 'inherit'], [0, 'none'], [1, 'ZLIB-1'], [9, 'ZLIB-9'], [100, 'none'], [101, 'ZLIB-1'], [106, 'ZLIB-6'],
+    [-1, 'inherit'], [0, 'none'], [1, 'default-1'], [4, 'default-4'], [9, 'default-9'], [100, 'none'], [101, 'ZLIB-1'], [106, 'ZLIB-6'],
     [207, 'LZMA-7'], [209, 'LZMA-9'], [306, 'OLD-6'], [400, 'none'], [404, 'LZ4-4'], [505, 'ZSTD-5'],
     [612, 'unknown(612)'], [-5, 'unknown(-5)'], [1.5, 'unknown(1.5)'],
   ];
