@@ -2,7 +2,7 @@
  * TBasket: locating, fetching and unpacking one basket of one branch into its data bytes and
  * per-entry byte offsets. No values are decoded here (see decode.ts).
  */
-import { CorruptDataError, type ErrorContext } from '../errors.js';
+import { CorruptDataError, HepMlError, type ErrorContext } from '../errors.js';
 import { rootUnzip } from './decompress.js';
 import type { BranchInfo } from './tree.js';
 
@@ -77,7 +77,16 @@ export function basketsFor(b: BranchInfo, start: number, stop: number): BasketLo
 
 /** Parses a basket's key header + TBasket header and unpacks its payload. */
 export function unpackBasket(raw: Uint8Array, loc: BasketLocation, ctx: ErrorContext): RawBasket {
-  const bctx = { ...ctx, basket: loc.index };
+  try {
+    return unpack(raw, loc, ctx);
+  } catch (e) {
+    // the error context gets the basket number here, so the hot path allocates no context objects
+    if (e instanceof HepMlError && e.context.basket === undefined) (e.context as ErrorContext).basket = loc.index;
+    throw e;
+  }
+}
+
+function unpack(raw: Uint8Array, loc: BasketLocation, bctx: ErrorContext): RawBasket {
   if (raw.length < 40) throw new CorruptDataError(`basket header is too short (${raw.length} bytes)`, bctx);
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const nbytes = v.getInt32(0);

@@ -94,8 +94,12 @@ export class TreeReader {
     this.viaJsroot = branches.filter((b) => b.plan!.kind === 'jsroot');
   }
 
+  private readonly contexts = new Map<BranchInfo | undefined, ErrorContext>();
+  /** The error context of a branch (one object per branch: copy it before adding to it). */
   private ctx(b?: BranchInfo): ErrorContext {
-    return { file: this.tree.location, tree: this.tree.name, branch: b?.name };
+    let c = this.contexts.get(b);
+    if (!c) this.contexts.set(b, (c = { file: this.tree.location, tree: this.tree.name, branch: b?.name }));
+    return c;
   }
 
   /** Uncompressed bytes per entry of the selected branches (from ROOT's own totals). */
@@ -138,7 +142,9 @@ export class TreeReader {
   }
 
   private async fetch(start: number, stop: number): Promise<void> {
-    const wanted: { b: BranchInfo; loc: BasketLocation }[] = [];
+    const wantedBranch: BranchInfo[] = [];
+    const wantedLoc: BasketLocation[] = [];
+    const ranges: [number, number][] = [];
     for (const b of this.bulk) {
       let m = this.cache.get(b);
       if (!m) this.cache.set(b, (m = new Map()));
@@ -148,13 +154,16 @@ export class TreeReader {
           m.set(loc.index, unpackEmbedded(loc, this.ctx(b)));
           continue;
         }
-        wanted.push({ b, loc });
+        wantedBranch.push(b);
+        wantedLoc.push(loc);
+        ranges.push([loc.seek, loc.bytes]);
       }
     }
-    if (wanted.length === 0) return;
-    const raws = await this.tree.file.source.readMany(wanted.map((w) => [w.loc.seek, w.loc.bytes] as const));
-    for (let i = 0; i < wanted.length; i++) {
-      const { b, loc } = wanted[i]!;
+    if (ranges.length === 0) return;
+    const raws = await this.tree.file.source.readMany(ranges);
+    for (let i = 0; i < raws.length; i++) {
+      const b = wantedBranch[i]!;
+      const loc = wantedLoc[i]!;
       const rb = unpackBasket(raws[i]!, loc, this.ctx(b));
       this.stats.compressedBytes += loc.bytes;
       this.stats.uncompressedBytes += rb.data.length;
@@ -261,7 +270,7 @@ export class TreeReader {
         const size = o[i + 1]! - o[i]! - plan.header;
         let count: number;
         if (size <= 0) count = 0;
-        else if (bits) count = countBits(rb.data, o[i]! + plan.header, o[i + 1]!, { ...this.ctx(b), entry: e });
+        else if (bits) count = countBits(rb.data, o[i]! + plan.header, o[i + 1]!, this.ctx(b));
         else {
           count = size / elemBytes;
           if (!Number.isInteger(count)) {

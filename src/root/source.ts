@@ -2,6 +2,7 @@
  * Byte sources: where ROOT bytes come from. A source reads absolute byte ranges; the ROOT layer never
  * knows whether they come from a local file or a remote server.
  */
+import { readSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { CorruptDataError, InputNotFoundError, IoError, UnsupportedError } from '../errors.js';
@@ -93,9 +94,17 @@ export class LocalFileSource implements ByteSource {
       );
     }
     const out = new Uint8Array(len);
+    const fd = this.handle().fd;
     let done = 0;
     while (done < len) {
-      const { bytesRead } = await this.handle().read(out, done, len - done, pos + done);
+      // Local reads are synchronous: a page-cache read costs less than the thread-pool round trip, and
+      // the reader needs the bytes before it can do anything else.
+      let bytesRead: number;
+      try {
+        bytesRead = readSync(fd, out, done, len - done, pos + done);
+      } catch (e) {
+        throw new IoError(`read failed at byte ${pos + done}: ${(e as Error).message}`, { file: this.name }, { cause: e });
+      }
       if (bytesRead === 0) throw new CorruptDataError(`unexpected end of file at byte ${pos + done}`, { file: this.name });
       done += bytesRead;
     }
