@@ -315,7 +315,7 @@ export class Tree {
       if (leaves.length !== 1) {
         return {
           typeName: leaves.map((l) => l.fTitle).join(':'),
-          unsupported: `leaf-list branch with ${leaves.length} leaves (read each as its own branch is not possible in ROOT's layout)`,
+          unsupported: `leaf-list branch with ${leaves.length} leaves (${leaves.map((l) => l.fTitle).join(':')}) is not supported yet`,
         };
       }
       return this.classifyLeaf(leaves[0], b);
