@@ -78,15 +78,66 @@ export function basketsFor(b: BranchInfo, start: number, stop: number): BasketLo
 /** Parses a basket's key header + TBasket header and unpacks its payload. */
 export function unpackBasket(raw: Uint8Array, loc: BasketLocation, ctx: ErrorContext): RawBasket {
   try {
-    return unpack(raw, loc, ctx);
+    return unpack(head(raw, loc, ctx), loc, ctx);
   } catch (e) {
-    // the error context gets the basket number here, so the hot path allocates no context objects
-    if (e instanceof HepMlError && e.context.basket === undefined) (e.context as ErrorContext).basket = loc.index;
-    throw e;
+    throw withBasket(e, loc);
   }
 }
 
-function unpack(raw: Uint8Array, loc: BasketLocation, bctx: ErrorContext): RawBasket {
+/** A basket's headers, checked: its payload is the object itself, or compressed to objlen bytes. */
+export interface BasketHead {
+  keylen: number;
+  last: number;
+  objlen: number;
+  payload: Uint8Array;
+  compressed: boolean;
+}
+
+/** unpackBasket in two halves: the checked headers (errors name the basket) ... */
+export function basketHead(raw: Uint8Array, loc: BasketLocation, ctx: ErrorContext): BasketHead {
+  try {
+    return head(raw, loc, ctx);
+  } catch (e) {
+    throw withBasket(e, loc);
+  }
+}
+
+/** ... and the rest: decompression (when compressed) and the split into data and entry offsets. */
+export function unpackHead(h: BasketHead, loc: BasketLocation, ctx: ErrorContext): RawBasket {
+  try {
+    return unpack(h, loc, ctx);
+  } catch (e) {
+    throw withBasket(e, loc);
+  }
+}
+
+function unpack(h: BasketHead, loc: BasketLocation, ctx: ErrorContext): RawBasket {
+  const obj = h.compressed ? rootUnzip(h.payload, h.objlen, ctx) : h.payload;
+  return splitPayload(obj, h.keylen, h.last, loc.entryStop - loc.entryStart, loc, ctx, h.compressed);
+}
+
+/**
+ * The second half of unpackBasket, given the basket's object bytes (the payload itself or its
+ * decompressed form); `owned` says whether they are a buffer of our own that may be swapped in place.
+ */
+export function basketFromObject(h: BasketHead, obj: Uint8Array, loc: BasketLocation, ctx: ErrorContext, owned: boolean): RawBasket {
+  try {
+    return splitPayload(obj, h.keylen, h.last, loc.entryStop - loc.entryStart, loc, ctx, owned);
+  } catch (e) {
+    throw withBasket(e, loc);
+  }
+}
+
+/**
+ * Adds the basket number to an error's context. The hot path passes one shared context object per branch
+ * and allocates none, so the error gets a copy here (the shared object itself is never changed).
+ */
+export function withBasket(e: unknown, loc: BasketLocation): unknown {
+  if (e instanceof HepMlError && e.context.basket === undefined) (e as { context: ErrorContext }).context = { ...e.context, basket: loc.index };
+  return e;
+}
+
+function head(raw: Uint8Array, loc: BasketLocation, bctx: ErrorContext): BasketHead {
   if (raw.length < 40) throw new CorruptDataError(`basket header is too short (${raw.length} bytes)`, bctx);
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const nbytes = v.getInt32(0);
@@ -110,9 +161,7 @@ function unpack(raw: Uint8Array, loc: BasketLocation, bctx: ErrorContext): RawBa
     throw new CorruptDataError(`basket holds ${nevBuf} entries but the branch metadata says ${nev}`, bctx);
   }
   const payload = raw.subarray(keylen, nbytes);
-  const compressed = objlen > payload.length;
-  const obj = compressed ? rootUnzip(payload, objlen, bctx) : payload;
-  return splitPayload(obj, keylen, last, nev, loc, bctx, compressed);
+  return { keylen, last, objlen, payload, compressed: objlen > payload.length };
 }
 
 /** A basket stored inside the TTree object (written when the file was closed without flushing it). */

@@ -5,10 +5,11 @@
  */
 import { CorruptDataError, EntryRangeError, UnsupportedError, UsageError, type ErrorContext } from '../errors.js';
 import { allocTyped, type ColumnBatch, type ColumnData, type ColumnType, type DType, type NumericArray } from './columns.js';
-import { basketsFor, unpackBasket, unpackEmbedded, type BasketLocation, type RawBasket } from './basket.js';
+import { basketFromObject, basketHead, basketsFor, unpackBasket, unpackHead, unpackEmbedded, type BasketHead, type BasketLocation, type RawBasket } from './basket.js';
 import { countBits, decodeBits, decodeValues, nativeValues, stringLength } from './decode.js';
 import { readWithJsroot } from './jsroot-read.js';
 import type { BranchInfo, ReadPlan, Tree } from './tree.js';
+import { poolCodec, unzipPoolFor, wantsPool, type UnzipPool } from './unzip-pool.js';
 
 export interface ReadStats {
   /** Bytes fetched from the source for baskets (compressed). */
@@ -161,15 +162,105 @@ export class TreeReader {
     }
     if (ranges.length === 0) return;
     const raws = await this.tree.file.source.readMany(ranges);
+    const pool = unzipPoolFor(this.poolBytes(wantedLoc, raws));
+    if (pool) return this.unpackParallel(pool, wantedBranch, wantedLoc, raws, stop);
     for (let i = 0; i < raws.length; i++) {
       const b = wantedBranch[i]!;
       const loc = wantedLoc[i]!;
-      const rb = unpackBasket(raws[i]!, loc, this.ctx(b));
-      this.stats.compressedBytes += loc.bytes;
-      this.stats.uncompressedBytes += rb.data.length;
-      this.stats.baskets++;
-      this.cache.get(b)!.set(loc.index, rb);
+      this.keep(b, loc, unpackBasket(raws[i]!, loc, this.ctx(b)));
     }
+  }
+
+  /** Compressed bytes of the baskets the unzip pool would share out (0 when the step is too small anyway). */
+  private poolBytes(locs: BasketLocation[], raws: Uint8Array[]): number {
+    let total = 0;
+    for (const loc of locs) total += loc.bytes;
+    if (!wantsPool(total)) return 0;
+    let bytes = 0;
+    for (let i = 0; i < raws.length; i++) {
+      const raw = raws[i]!;
+      if (raw.length < 18) continue;
+      const objlen = ((raw[6]! << 24) | (raw[7]! << 16) | (raw[8]! << 8) | raw[9]!) | 0;
+      const keylen = (raw[14]! << 8) | raw[15]!;
+      if (objlen > raw.length - keylen && poolCodec(raw, keylen)) bytes += raw.length;
+    }
+    return bytes;
+  }
+
+  private keep(b: BranchInfo, loc: BasketLocation, rb: RawBasket): void {
+    this.stats.compressedBytes += loc.bytes;
+    this.stats.uncompressedBytes += rb.data.length;
+    this.stats.baskets++;
+    this.cache.get(b)!.set(loc.index, rb);
+  }
+
+  /**
+   * unpackBasket for every basket of a step, with the compressed ones shared between this thread and the
+   * pool's workers (unzip-pool.ts). The outcome is the synchronous loop's: the same baskets, or the error
+   * of the first basket (in the same order) that fails.
+   */
+  private async unpackParallel(pool: UnzipPool, branches: BranchInfo[], locs: BasketLocation[], raws: Uint8Array[], stop: number): Promise<void> {
+    const n = raws.length;
+    const heads: (BasketHead | undefined)[] = new Array(n);
+    const done: (RawBasket | undefined)[] = new Array(n);
+    const errors: unknown[] = [];
+    const failed: number[] = [];
+    const fail = (i: number, e: unknown) => {
+      if (errors[i] === undefined) failed.push(i);
+      errors[i] = e;
+    };
+    const jobIdx: number[] = [];
+    const payloads: Uint8Array[] = [];
+    const objlens: number[] = [];
+    for (let i = 0; i < n; i++) {
+      try {
+        const h = basketHead(raws[i]!, locs[i]!, this.ctx(branches[i]));
+        heads[i] = h;
+        if (h.compressed && poolCodec(h.payload)) {
+          jobIdx.push(i);
+          payloads.push(h.payload);
+          objlens.push(h.objlen);
+        }
+      } catch (e) {
+        fail(i, e);
+      }
+    }
+    const unpack = (i: number) => {
+      try {
+        done[i] = unpackHead(heads[i]!, locs[i]!, this.ctx(branches[i]));
+      } catch (e) {
+        fail(i, e);
+      }
+    };
+    const job = jobIdx.length ? pool.start(payloads, objlens) : undefined;
+    // while the workers start on the job: the baskets it does not include, then a share of its baskets
+    for (let i = 0, k = 0; i < n; i++) {
+      if (k < jobIdx.length && jobIdx[k] === i) k++;
+      else if (heads[i]) unpack(i);
+    }
+    if (job) {
+      for (let k = job.claim(); k >= 0; k = job.claim()) unpack(jobIdx[k]!);
+      const objects = await job.collect();
+      for (let k = 0; k < jobIdx.length; k++) {
+        const i = jobIdx[k]!;
+        let obj = objects[k];
+        if (!obj) {
+          if (!done[i] && errors[i] === undefined) unpack(i); // left by the workers: the synchronous path decides
+          continue;
+        }
+        const loc = locs[i]!;
+        // A basket that the next step reads again is kept in the cache: give it its own buffer, so that it does
+        // not hold the whole of this step's shared buffer.
+        if (loc.entryStop > stop) obj = obj.slice();
+        try {
+          done[i] = basketFromObject(heads[i]!, obj, loc, this.ctx(branches[i]), true);
+        } catch (e) {
+          fail(i, e);
+        }
+      }
+    }
+    if (failed.length) throw errors[Math.min(...failed)];
+    for (let i = 0; i < n; i++) this.keep(branches[i]!, locs[i]!, done[i]!);
   }
 
   private overlapping(b: BranchInfo, start: number, stop: number): RawBasket[] {
