@@ -45,7 +45,7 @@ export const MAX_WORKERS = 2;
  * Default for minBytes. Smaller steps are read on one thread: there a job saves little, and on a 2-core
  * machine its gain is lost to the first wake-up of the worker (see docs/decisions.md).
  */
-export const DEFAULT_MIN_BYTES = 256 * 1024;
+export const DEFAULT_MIN_BYTES = 128 * 1024;
 
 /** Counters for tests and benchmarks: jobs started, and baskets the workers decompressed. */
 export const unzipPoolStats = { jobs: 0, workerBaskets: 0 };
