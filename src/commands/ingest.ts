@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { HepMlCommand } from '../cli/base.js';
+import { remoteFlags, sourceOptions } from '../cli/remote.js';
 import { ProgressReporter, type ProgressMode } from '../cli/progress.js';
 import { IpcStreamWriter, makeSchema, toRecordBatch } from '../columnar/index.js';
 import { UsageError } from '../errors.js';
@@ -16,7 +17,7 @@ Columns are named by the branch's full name in ROOT; jagged branches become List
     '<%= config.bin %> ingest a.root b.root -t Delphes -b "EFlowTrack.*" --step-size "50 MB" -o tracks.arrow',
   ];
   static override strict = false;
-  static override args = { files: Args.string({ description: 'ROOT files (paths or http(s):// URLs)', required: true }) };
+  static override args = { files: Args.string({ description: 'ROOT files (paths, http(s):// URLs, or root:// with --xrootd-http-port)', required: true }) };
   static override flags = {
     tree: Flags.string({ char: 't', description: 'tree name (dir/name, name;cycle); optional if the file has one tree' }),
     branches: Flags.string({
@@ -31,6 +32,7 @@ Columns are named by the branch's full name in ROOT; jagged branches become List
     output: Flags.string({ char: 'o', description: "output file, or '-' for stdout", default: '-' }),
     progress: Flags.string({ description: 'progress on stderr: auto (bar on a TTY), json (JSON lines), none', options: ['auto', 'json', 'none'], default: 'auto' }),
     quiet: Flags.boolean({ char: 'q', description: 'do not report skipped branches' }),
+    ...remoteFlags,
   };
 
   async run(): Promise<void> {
@@ -47,6 +49,7 @@ Columns are named by the branch's full name in ROOT; jagged branches become List
       entryStart: flags['entry-start'],
       entryStop: flags['entry-stop'],
       stepSize: flags['step-size'],
+      source: sourceOptions(flags),
       onSkip: (b, why) => skipped.push(`${b} (${why})`),
     });
     if (skipped.length && !flags.quiet) {

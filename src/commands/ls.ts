@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { HepMlCommand } from '../cli/base.js';
+import { remoteFlags, sourceOptions } from '../cli/remote.js';
 import { describeFile, type FileDescription, type TreeDescription } from '../root/inspect.js';
 
 function human(n: number): string {
@@ -54,16 +55,18 @@ export default class Ls extends HepMlCommand {
   static override examples = [
     '<%= config.bin %> ls ../shared/testdata/root/uproot-HZZ.root',
     '<%= config.bin %> ls nano.root --tree Events --json | jq ".trees[0].branches | length"',
+    '<%= config.bin %> ls https://eospublic.cern.ch//eos/opendata/cms/.../file.root',
   ];
-  static override args = { file: Args.string({ description: 'ROOT file (path or http(s):// URL)', required: true }) };
+  static override args = { file: Args.string({ description: 'ROOT file (path, http(s):// URL, or root:// with --xrootd-http-port)', required: true }) };
   static override flags = {
     tree: Flags.string({ char: 't', description: 'only this tree (name, dir/name or name;cycle)' }),
     json: Flags.boolean({ description: 'machine-readable output on stdout' }),
+    ...remoteFlags,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Ls);
-    const d = await describeFile(args.file, flags.tree);
+    const d = await describeFile(args.file, flags.tree, sourceOptions(flags));
     process.stdout.write(flags.json ? JSON.stringify(d, null, 2) + '\n' : formatFile(d));
   }
 }

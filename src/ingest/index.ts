@@ -8,6 +8,7 @@ import { globToRegExp, isGlob } from '../root/glob.js';
 import { formatColumnType, type ColumnBatch, type ColumnType } from '../root/columns.js';
 import { checkEntryRange, parseStepSize, TreeReader } from '../root/reader.js';
 import type { BranchInfo, Tree } from '../root/tree.js';
+import type { SourceOptions } from '../root/source.js';
 
 export interface IngestOptions {
   files: string[];
@@ -20,6 +21,8 @@ export interface IngestOptions {
   entryStop?: number;
   /** Entries per batch (number) or bytes of uncompressed input per batch ("100 MB"). */
   stepSize?: string | number;
+  /** How remote inputs are reached (headers, root:// mapping). */
+  source?: SourceOptions;
   /** Called with a note for every branch that was skipped because hep-ml cannot read it. */
   onSkip?: (branch: string, reason: string) => void;
 }
@@ -120,7 +123,7 @@ export async function openIngest(opts: IngestOptions): Promise<IngestJob> {
   const selections: BranchInfo[][] = [];
   try {
     for (const path of opts.files) {
-      const f = await RootFile.open(path);
+      const f = await RootFile.open(path, opts.source);
       files.push(f);
       const t = await f.tree(opts.tree);
       trees.push(t);

@@ -5,7 +5,7 @@ import type { JsrootFile, JsrootKey } from 'jsroot/io';
 import { CorruptDataError, HepMlError, NotRootFileError, SelectionError } from '../errors.js';
 import { initCodecs } from './decompress.js';
 import { openJsrootFile, quietly } from './jsroot.js';
-import { openSource, type ByteSource } from './source.js';
+import { openSource, type ByteSource, type SourceOptions } from './source.js';
 import { Tree } from './tree.js';
 
 export interface KeyInfo {
@@ -63,8 +63,8 @@ export class RootFile {
   ) {}
 
   /** Opens a local path or URL. Checks the magic bytes before anything else. */
-  static async open(location: string): Promise<RootFile> {
-    const source = await openSource(location);
+  static async open(location: string, opts: SourceOptions = {}): Promise<RootFile> {
+    const source = await openSource(location, opts);
     try {
       if (source.size < 64) throw new NotRootFileError(`not a ROOT file (only ${source.size} bytes)`, { file: location });
       const head = await source.read(0, 4);

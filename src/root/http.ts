@@ -4,7 +4,7 @@
  * The header is always spelled `Range`: XRootD's XrdHttp 5.5 ignores a lower-case `range`.
  */
 import { CorruptDataError, InputNotFoundError, IoError, NotRootFileError } from '../errors.js';
-import { coalesceRanges, type ByteSource } from './source.js';
+import { coalesceRanges, type ByteSource, type SourceOptions } from './source.js';
 
 const CONCURRENCY = 4;
 /** Per-request timeout (ms): a stalled server becomes an error instead of a hang. */
@@ -60,7 +60,7 @@ export class HttpSource implements ByteSource {
     readonly size: number,
   ) {}
 
-  static async open(url: string): Promise<HttpSource> {
+  static async open(url: string, _opts: SourceOptions = {}): Promise<HttpSource> {
     const { res, body } = await request(url, 'bytes=0-0', url);
     if (res.status === 416) {
       const m = /\*\/(\d+)/.exec(res.headers.get('content-range') ?? '');

@@ -3,6 +3,7 @@
  */
 import { blockCodec, compressionName } from './decompress.js';
 import { RootFile, type KeyInfo } from './file.js';
+import type { SourceOptions } from './source.js';
 import { formatColumnType } from './columns.js';
 import type { Tree } from './tree.js';
 
@@ -104,8 +105,8 @@ export async function describeTree(tree: Tree): Promise<TreeDescription> {
 }
 
 /** Describes every tree of a file (all cycles), or only `treeName`. */
-export async function describeFile(location: string, treeName?: string): Promise<FileDescription> {
-  const f = await RootFile.open(location);
+export async function describeFile(location: string, treeName?: string, opts: SourceOptions = {}): Promise<FileDescription> {
+  const f = await RootFile.open(location, opts);
   try {
     const keys = await f.keys();
     const treeKeys: KeyInfo[] = treeName ? [] : await f.treeKeys();

@@ -5,7 +5,7 @@
 import { readSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { CorruptDataError, InputNotFoundError, IoError, UnsupportedError } from '../errors.js';
+import { CorruptDataError, InputNotFoundError, IoError, UnsupportedError, UsageError } from '../errors.js';
 
 export interface ByteSource {
   /** Path or URL, as the user gave it: used in every message. */
@@ -132,17 +132,42 @@ export class LocalFileSource implements ByteSource {
   }
 }
 
-/** Opens a local path (or `file://` URL). Remote URLs are handled by the http source. */
-export async function openSource(location: string): Promise<ByteSource> {
+/** How remote inputs are reached; local files ignore these. */
+export interface SourceOptions {
+  /** Extra HTTP headers for every request (`--header 'Name: value'`), e.g. an Authorization header. */
+  headers?: Record<string, string>;
+  /**
+   * Map `root://host[:port]//path` URLs to the server's HTTPS interface on this port
+   * (`https://host:PORT/path`). Without it, root:// URLs are refused with an explanation.
+   */
+  xrootdHttpPort?: number;
+}
+
+/**
+ * `root://host[:port]//path` → `https://host:httpPort/path` (XRootD servers serve the same namespace over
+ * HTTP(S) through XrdHttp, usually on port 443, 1094 or 8443 depending on the site).
+ */
+export function mapXrootdUrl(location: string, httpPort: number): string {
+  const m = /^root:\/\/([^/:]+)(?::\d+)?\/(\/?.*)$/i.exec(location);
+  if (!m) throw new UsageError(`cannot map '${location}' to HTTPS: expected root://host[:port]//path`);
+  const path = m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
+  return `https://${m[1]}:${httpPort}${path}`;
+}
+
+/** Opens a local path, a `file://` URL, or an `http(s)://` URL (or a `root://` URL mapped to HTTPS). */
+export async function openSource(location: string, opts: SourceOptions = {}): Promise<ByteSource> {
+  if (/^root:\/\//i.test(location)) {
+    if (!opts.xrootdHttpPort) {
+      throw new UnsupportedError(
+        "the root:// (XRootD binary) protocol is not supported; use the server's HTTP(S) interface (https://host:port/path), or pass --xrootd-http-port PORT to map root://host//path to https://host:PORT/path",
+        { file: location },
+      );
+    }
+    location = mapXrootdUrl(location, opts.xrootdHttpPort);
+  }
   if (/^https?:\/\//i.test(location)) {
     const { HttpSource } = await import('./http.js');
-    return HttpSource.open(location);
-  }
-  if (/^root:\/\//i.test(location)) {
-    throw new UnsupportedError(
-      "the root:// (XRootD binary) protocol is not supported; use the server's HTTP interface (https://host:port/path)",
-      { file: location },
-    );
+    return HttpSource.open(location, opts);
   }
   const path = location.startsWith('file://') ? fileURLToPath(location) : location;
   return LocalFileSource.open(path);
