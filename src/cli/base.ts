@@ -3,6 +3,7 @@
  * (docs/exit-codes.md). A user's mistake never prints a stack trace; a bug does only with HEPML_DEBUG=1.
  */
 import { Command } from '@oclif/core';
+import { isBrokenPipe } from '../columnar/ipc.js';
 import { ExitCode, isHepMlError } from '../errors.js';
 
 export abstract class HepMlCommand extends Command {
@@ -12,6 +13,8 @@ export abstract class HepMlCommand extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // A consumer that stopped reading (`hep-ml ingest ... | head`) is not a failure.
+    if (isBrokenPipe(err)) this.exit(ExitCode.OK);
     if (isHepMlError(err)) {
       this.note(`hep-ml ${this.id ?? ''}: ${err.describe()}`.replace(/ +:/, ':'));
       if (process.env.HEPML_DEBUG && err.stack) this.note(err.stack);
