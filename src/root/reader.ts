@@ -8,6 +8,7 @@ import { allocTyped, type ColumnBatch, type ColumnData, type ColumnType, type DT
 import { basketFromObject, basketHead, basketsFor, unpackBasket, unpackHead, unpackEmbedded, type BasketHead, type BasketLocation, type RawBasket } from './basket.js';
 import { countBits, decodeBits, decodeValues, nativeValues, stringLength } from './decode.js';
 import { readWithJsroot } from './jsroot-read.js';
+import { LocalFileSource } from './source.js';
 import type { BranchInfo, ReadPlan, Tree } from './tree.js';
 import { poolCodec, unzipPoolFor, wantsPool, type UnzipPool } from './unzip-pool.js';
 
@@ -76,8 +77,43 @@ function wrapValues(type: ColumnType, values: NumericArray): ColumnData {
   throw new Error(`cannot wrap values as ${type.kind}`);
 }
 
+export interface TreeReaderOptions {
+  /**
+   * Fetch the next step's baskets while the current one is unpacked, assembled and consumed (in
+   * `batches()`). Default: on for every source but a local file, whose reads are synchronous and
+   * cannot overlap with anything.
+   */
+  readAhead?: boolean;
+}
+
+/**
+ * The raw (compressed) bytes of one step's baskets, requested ahead of the step and not yet unpacked.
+ * `raws` never rejects unobserved: a handler is attached when it is made, and the error is thrown again
+ * when the step that needs the bytes awaits them.
+ */
+interface StepFetch {
+  /** Per branch: basket index → its position in `raws`. */
+  slots: Map<BranchInfo, Map<number, number>>;
+  raws: Promise<Uint8Array[]>;
+}
+
+const ignore = () => {};
+
+/**
+ * Lets the event loop turn before the CPU-bound work of a step (unpacking, assembling, the consumer's own
+ * work on the batch, none of which yields): an HTTP client only puts a request on the wire a turn or two
+ * after it was asked (Node's fetch: two setImmediate turns, measured), so without this the request made
+ * ahead would leave only when the consumer next waits, and overlap nothing. Costs microseconds.
+ */
+async function requestsOut(): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 export class TreeReader {
   readonly stats: ReadStats = { compressedBytes: 0, uncompressedBytes: 0, baskets: 0 };
+  /** Whether `batches()` reads ahead (see TreeReaderOptions.readAhead). */
+  readonly readAhead: boolean;
   private readonly cache = new Map<BranchInfo, Map<number, RawBasket>>();
   private readonly bulk: BranchInfo[];
   private readonly viaJsroot: BranchInfo[];
@@ -85,6 +121,7 @@ export class TreeReader {
   constructor(
     readonly tree: Tree,
     readonly branches: BranchInfo[],
+    opts: TreeReaderOptions = {},
   ) {
     for (const b of branches) {
       if (!b.type || !b.plan) {
@@ -93,6 +130,7 @@ export class TreeReader {
     }
     this.bulk = branches.filter((b) => b.plan!.kind !== 'jsroot');
     this.viaJsroot = branches.filter((b) => b.plan!.kind === 'jsroot');
+    this.readAhead = opts.readAhead ?? !(tree.file.source instanceof LocalFileSource);
   }
 
   private readonly contexts = new Map<BranchInfo | undefined, ErrorContext>();
@@ -121,16 +159,46 @@ export class TreeReader {
     return checkEntryRange(this.tree.entries, entryStart, entryStop, this.ctx());
   }
 
-  /** Batches of at most `stepEntries` entries covering [start, stop). */
+  /**
+   * Batches of at most `stepEntries` entries covering [start, stop).
+   *
+   * With read-ahead (TreeReaderOptions.readAhead), the basket bytes of step k+1 are requested as soon as
+   * those of step k have arrived, so that their transfer overlaps with the unpacking and assembling of
+   * step k and with whatever the consumer does with batch k. One step ahead at most: the request for step
+   * k+2 is made only once step k+1's bytes are in and the consumer has asked for batch k+1. The memory
+   * this costs is one step's compressed basket bytes (as the source delivers them, coalescing gaps
+   * included) on top of what reading without read-ahead holds: while batch k is consumed, step k+1's raw
+   * bytes (arriving or arrived); while step k+1 is unpacked, step k+2's. With the default step of 100 MB
+   * of uncompressed input that is 100 MB / the compression ratio (typically 20-50 MB).
+   *
+   * Results and errors are those of reading without read-ahead: an error of the early request is thrown
+   * when step k+1 is read (never earlier), and when the consumer stops early the request is left to
+   * finish and its bytes (or its error) are dropped.
+   */
   async *batches(start: number, stop: number, stepEntries: number): AsyncGenerator<ColumnBatch> {
+    let ahead: StepFetch | undefined;
     for (let a = start; a < stop; a += stepEntries) {
-      yield await this.read(a, Math.min(stop, a + stepEntries));
+      const b = Math.min(stop, a + stepEntries);
+      let pre = ahead;
+      ahead = undefined;
+      const next = this.readAhead && b < stop ? () => (ahead = this.requestAhead(a, b, Math.min(stop, b + stepEntries))) !== undefined : undefined;
+      const batch = await this.readStep(a, b, pre, next);
+      pre = undefined; // this step's raw bytes are not held while the consumer has the batch
+      yield batch;
     }
   }
 
   /** Reads entries [start, stop) of every selected branch. Calls must come in increasing entry order. */
   async read(start: number, stop: number): Promise<ColumnBatch> {
-    await this.fetch(start, stop);
+    return this.readStep(start, stop);
+  }
+
+  /**
+   * One step: `pre` holds bytes requested ahead for it; `onBytes` is called once the step's own basket
+   * bytes are in (before they are unpacked), to request the next step's (it says whether it did).
+   */
+  private async readStep(start: number, stop: number, pre?: StepFetch, onBytes?: () => boolean): Promise<ColumnBatch> {
+    await this.fetch(start, stop, pre, onBytes);
     const columns: { name: string; data: ColumnData }[] = [];
     const jsCols = this.viaJsroot.length ? await readWithJsroot(this.tree, this.viaJsroot, start, stop) : new Map();
     for (const b of this.branches) {
@@ -142,13 +210,51 @@ export class TreeReader {
     return { entryStart: start, entryStop: stop, columns };
   }
 
-  private async fetch(start: number, stop: number): Promise<void> {
+  /**
+   * Requests the bytes of the baskets of step [start, stop) that neither the cache nor the step before it,
+   * [prevStart, start), provides (that step reads every basket overlapping it and keeps those that
+   * straddle its end). Undefined when there is nothing to request, or when working out the baskets fails:
+   * the step itself then finds (and reports) the same problem when it is read.
+   */
+  private requestAhead(prevStart: number, start: number, stop: number): StepFetch | undefined {
+    const slots = new Map<BranchInfo, Map<number, number>>();
+    const ranges: [number, number][] = [];
+    try {
+      for (const b of this.bulk) {
+        const m = this.cache.get(b);
+        let s: Map<number, number> | undefined;
+        for (const loc of basketsFor(b, start, stop)) {
+          if (loc.embedded || m?.has(loc.index)) continue;
+          if (loc.entryStart < start && loc.entryStop > prevStart) continue;
+          if (!s) slots.set(b, (s = new Map()));
+          s.set(loc.index, ranges.length);
+          ranges.push([loc.seek, loc.bytes]);
+        }
+      }
+    } catch {
+      return undefined;
+    }
+    if (ranges.length === 0) return undefined;
+    let raws: Promise<Uint8Array[]>;
+    try {
+      raws = this.tree.file.source.readMany(ranges);
+    } catch (e) {
+      raws = Promise.reject(e);
+    }
+    raws.catch(ignore);
+    return { slots, raws };
+  }
+
+  private async fetch(start: number, stop: number, pre?: StepFetch, onBytes?: () => boolean): Promise<void> {
     const wantedBranch: BranchInfo[] = [];
     const wantedLoc: BasketLocation[] = [];
     const ranges: [number, number][] = [];
+    /** Per wanted basket: its position in pre's bytes, or -1 - (its position in `ranges`). */
+    const from: number[] = [];
     for (const b of this.bulk) {
       let m = this.cache.get(b);
       if (!m) this.cache.set(b, (m = new Map()));
+      const s = pre?.slots.get(b);
       for (const loc of basketsFor(b, start, stop)) {
         if (m.has(loc.index)) continue;
         if (loc.embedded) {
@@ -157,11 +263,26 @@ export class TreeReader {
         }
         wantedBranch.push(b);
         wantedLoc.push(loc);
-        ranges.push([loc.seek, loc.bytes]);
+        const slot = s?.get(loc.index);
+        if (slot !== undefined) from.push(slot);
+        else {
+          from.push(-1 - ranges.length);
+          ranges.push([loc.seek, loc.bytes]);
+        }
       }
     }
-    if (ranges.length === 0) return;
-    const raws = await this.tree.file.source.readMany(ranges);
+    if (wantedLoc.length === 0) {
+      if (onBytes?.()) await requestsOut();
+      return;
+    }
+    let raws: Uint8Array[];
+    if (!pre) raws = await this.tree.file.source.readMany(ranges);
+    else {
+      // Normally every basket was requested ahead; any that was not is read now, at the same time.
+      const [early, late] = await Promise.all([pre.raws, ranges.length ? this.tree.file.source.readMany(ranges) : []]);
+      raws = from.map((k) => (k >= 0 ? early[k]! : late[-1 - k]!));
+    }
+    if (onBytes?.()) await requestsOut();
     const pool = unzipPoolFor(this.poolBytes(wantedLoc, raws));
     if (pool) return this.unpackParallel(pool, wantedBranch, wantedLoc, raws, stop);
     for (let i = 0; i < raws.length; i++) {

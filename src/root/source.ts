@@ -6,6 +6,7 @@ import { readSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { CorruptDataError, InputNotFoundError, IoError, UnsupportedError, UsageError } from '../errors.js';
+import type { HttpOptions } from './http.js';
 
 export interface ByteSource {
   /** Path or URL, as the user gave it: used in every message. */
@@ -141,6 +142,8 @@ export interface SourceOptions {
    * (`https://host:PORT/path`). Without it, root:// URLs are refused with an explanation.
    */
   xrootdHttpPort?: number;
+  /** HTTP client tuning (concurrency, timeouts, retries, ranges per request); defaults come from HEPML_HTTP_* variables. */
+  http?: HttpOptions;
 }
 
 /**

@@ -4,9 +4,15 @@
  *
  * - plain fetch: HEAD, single Range, multi-range (what the server answers is recorded as a diagnostic),
  *   404, lower-case `range` header, HTTPS with the server's self-signed CA (NODE_EXTRA_CA_CERTS in a child);
- * - hep-ml's reader over HTTP: every truth file's trees, a few branches each, read through
- *   RootFile.open(url) (HttpSource) and compared with a local read of the same file (sha256 of every array);
- * - HttpSource edge cases (missing file, non-ROOT file, empty file, directory, a 302 redirector in front).
+ * - hep-ml's reader over HTTP: EVERY readable branch of every truth file's trees, read through
+ *   RootFile.open(url) (HttpSource) and compared with a local read of the same file (sha256 of every array),
+ *   once with multi-range requests and once with one range per request (in three steps);
+ * - HttpSource edge cases (missing file, non-ROOT file, empty file, directory, a 302 redirector in front,
+ *   a SIGSTOPped server);
+ * - faults through the CLI (`hep-ml ingest URL -o FILE`): 404, 403 (a file the server's user cannot read),
+ *   HTTPS with and without the CA, a loopback proxy that drops the first connection and/or answers 503 once
+ *   (the ingest must equal the local one), and a server frozen (SIGSTOP) or killed (SIGKILL) in the middle of
+ *   the read (XRootD's throttle plugin slows it to 1 MiB/s): exit 9 within the timeout, no output, no .part.
  *
  * Skipped (with a loud warning) when the xrootd packages are missing: bash .ci/install-xrootd.sh.
  * HEPML_REQUIRE_XROOTD=1 turns the skip into a failure (for CI machines that must run it).
@@ -15,20 +21,23 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RootFile } from '../../src/root/file.js';
-import { HttpSource } from '../../src/root/http.js';
+import { HttpSource, type HttpStats } from '../../src/root/http.js';
 import { TreeReader } from '../../src/root/reader.js';
 import { concatColumns, type ColumnData } from '../../src/root/columns.js';
 import { InputNotFoundError, IoError, NotRootFileError } from '../../src/errors.js';
+import { fromRecordBatch, openIpcStream } from '../../src/columnar/index.js';
 import type { BranchInfo } from '../../src/root/tree.js';
 import { REPO_ROOT, hasTestdata, loadTruth, rootFilesWithoutTruth, testdataDir, truthFiles } from '../helpers/truth.js';
 import { opensslAvailable, startXrootd, xrootdUnavailableReason, type XrootdServer } from '../helpers/xrootd.js';
+import { runCli } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const testdata = testdataDir();
 const why = xrootdUnavailableReason() ?? (hasTestdata(testdata) ? undefined : `HEPML_TESTDATA not found: ${testdata}`);
@@ -42,8 +51,6 @@ const skip = why ? `XRootD test server unavailable: ${why}` : false;
 
 /** Files whose exact bytes the fetch tests check. */
 const SAMPLE = ['uproot-HZZ.root', 'nanoAOD_2015_CMS_Open_Data_ttbar.root'];
-/** Branches compared per tree (spread over the tree's branch list). */
-const BRANCHES_PER_TREE = 6;
 /** Any single request taking longer than this is a hang (XrdHttp 5.5.3 can hang on some multi-ranges). */
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -67,12 +74,12 @@ function columnHash(c: ColumnData): string {
   }
 }
 
-async function readColumns(f: RootFile, tree: string, names: string[]): Promise<Map<string, string>> {
+async function readColumns(f: RootFile, tree: string, names: string[], steps = 1): Promise<Map<string, string>> {
   const t = await f.tree(tree);
   const picked = names.map((n) => t.branch(n)).filter((b): b is BranchInfo => b !== undefined && b.type !== undefined);
   const parts = new Map<string, ColumnData[]>();
   const reader = new TreeReader(t, picked);
-  for await (const batch of reader.batches(0, t.entries, Math.max(1, t.entries))) {
+  for await (const batch of reader.batches(0, t.entries, Math.max(1, Math.ceil(t.entries / steps)))) {
     for (const c of batch.columns) {
       if (!parts.has(c.name)) parts.set(c.name, []);
       parts.get(c.name)!.push(c.data);
@@ -328,7 +335,10 @@ await f.close();
     }
   });
 
-  test('hep-ml reader over HTTP: every truth file, a few branches per tree, identical to the local read', async (t) => {
+  for (const mode of [
+    { label: 'multi-range requests, one step', http: {}, steps: 1 },
+    { label: 'one range per request, three steps', http: { maxRanges: 1 }, steps: 3 },
+  ]) test(`hep-ml reader over HTTP: every readable branch of every truth file, identical to the local read (${mode.label})`, async (t) => {
     const failures: string[] = [];
     let branchesCompared = 0;
     let requests = 0;
@@ -340,28 +350,34 @@ await f.close();
       let remote: RootFile | undefined;
       let local: RootFile | undefined;
       try {
-        remote = await withTimeout(RootFile.open(`${http!.url}/${name}`), `open ${name}`);
+        remote = await withTimeout(RootFile.open(`${http!.url}/${name}`, { http: mode.http }), `open ${name}`);
         local = await RootFile.open(rootFile);
         assert.equal(remote.size, local.size, `${name}: size`);
         for (const tt of truth.trees) {
           const treeName = `${tt.tree};${tt.cycle}`;
           const lt = await local.tree(treeName);
-          const readable = Object.keys(tt.branches).filter((n) => lt.branch(n)?.type !== undefined);
+          // every branch the reader can read (the bulk path and the jsroot path alike)
+          const readable = lt.branches.filter((b) => b.type !== undefined && b.plan !== undefined).map((b) => b.name);
           if (readable.length === 0) continue;
-          const step = Math.max(1, Math.ceil(readable.length / BRANCHES_PER_TREE));
-          const picked = readable.filter((_, i) => i % step === 0).slice(0, BRANCHES_PER_TREE);
-          const [lc, rc] = [await readColumns(local, treeName, picked), await withTimeout(readColumns(remote, treeName, picked), `read ${name} ${treeName}`)];
-          for (const b of picked) {
+          const [lc, rc] = [
+            await readColumns(local, treeName, readable),
+            await withTimeout(readColumns(remote, treeName, readable, mode.steps), `read ${name} ${treeName}`, 60_000),
+          ];
+          for (const b of readable) {
             const l = lc.get(b);
             const r = rc.get(b);
-            if (l === undefined) continue; // not readable locally either
+            if (l === undefined) {
+              failures.push(`${name} ${treeName} ${b}: no local column`);
+              continue;
+            }
             if (r !== l) failures.push(`${name} ${treeName} ${b}: remote ${r ?? '(missing)'} != local ${l}`);
             else branchesCompared++;
           }
         }
-        requests += remote.source.stats.requests;
-        bytes += remote.source.stats.bytes;
-        t.diagnostic(`${name}: ${remote.source.stats.requests} requests, ${remote.source.stats.bytes} bytes of ${remote.size}`);
+        const st = remote.source.stats as HttpStats;
+        requests += st.requests;
+        bytes += st.bytes;
+        t.diagnostic(`${name}: ${st.requests} requests (${st.multiRangeRequests} multi-range), ${st.bytes} bytes of ${remote.size}`);
       } catch (e) {
         failures.push(`${name}: ${(e as Error).constructor.name}: ${(e as Error).message}`);
       } finally {
@@ -371,7 +387,7 @@ await f.close();
     }
     t.diagnostic(`${files.length} files, ${branchesCompared} branches identical over HTTP; ${requests} requests, ${bytes} bytes, ${Date.now() - t0} ms`);
     assert.deepEqual(failures, []);
-    assert.ok(branchesCompared > files.length, `only ${branchesCompared} branches compared`);
+    assert.ok(branchesCompared > files.length * 5, `only ${branchesCompared} branches compared`);
   });
 
   test('files without truth: same keys and trees over HTTP as locally', async (t) => {
@@ -468,27 +484,23 @@ await f.close();
     }
   });
 
-  test('a frozen server (SIGSTOP): does a read time out? (recorded, not asserted)', async (t) => {
-    const name = SAMPLE[0]!;
-    const src = await HttpSource.open(`${http!.url}/${name}`);
+  test('a frozen server (SIGSTOP): a read fails with IoError within about two idle timeouts', async (t) => {
+    const name = SAMPLE[1]!;
+    const src = await HttpSource.open(`${http!.url}/${name}`, { http: { timeoutMs: 500, retryBaseMs: 10, tokenDiscovery: false } });
     process.kill(http!.pid, 'SIGSTOP');
     const t0 = Date.now();
-    let outcome: string;
+    let outcome: unknown;
     try {
-      outcome = await withTimeout(
-        src.read(0, 4).then(
-          () => 'completed',
-          (e: Error) => `${e.constructor.name}: ${e.message}`,
-        ),
-        'read',
-        2_000,
-      );
-    } catch (e) {
-      outcome = `still waiting after ${Date.now() - t0} ms: HttpSource has no request timeout`;
+      outcome = await withTimeout(src.read(200_000, 1000).then(() => 'completed', (e: Error) => e), 'read', 10_000);
     } finally {
       process.kill(http!.pid, 'SIGCONT');
+      await src.close();
     }
-    t.diagnostic(`HttpSource.read with the server stopped: ${outcome}`);
+    const ms = Date.now() - t0;
+    t.diagnostic(`HttpSource.read with the server stopped: ${outcome instanceof Error ? `${outcome.constructor.name}: ${outcome.message}` : String(outcome)} after ${ms} ms`);
+    assert.ok(outcome instanceof IoError, String(outcome));
+    assert.match(outcome.message, /no answer for 500 ms/);
+    assert.ok(ms < 3000, `${ms} ms`);
     // the server works again
     const res = await get(`${http!.url}/${name}`, { headers: { Range: 'bytes=0-3' } });
     assert.equal(Buffer.from(await res.arrayBuffer()).toString('latin1'), 'root');
@@ -505,3 +517,179 @@ await f.close();
     for (const l of mine) assert.match(l, /\s127\.0\.0\.1:\d+\s/, `not loopback-only: ${l}`);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------
+// Faults, through the CLI: `hep-ml ingest URL -o FILE` must fail cleanly (exit != 0, no output file, no
+// .part file, within the timeout) or, for a transient fault, succeed with exactly the local result.
+
+/** Every column of an Arrow IPC file, hashed (the schema metadata names the input, so it is left out). */
+async function arrowHashes(path: string): Promise<Map<string, string>> {
+  const s = await openIpcStream(path);
+  const cols = new Map<string, ColumnData[]>();
+  for await (const rb of s.batches) {
+    for (const c of fromRecordBatch(rb).columns) {
+      if (!cols.has(c.name)) cols.set(c.name, []);
+      cols.get(c.name)!.push(c.data);
+    }
+  }
+  return new Map([...cols].map(([k, v]) => [k, columnHash(concatColumns(v))]));
+}
+
+describe('XRootD faults through the CLI (hep-ml ingest URL -o FILE)', { skip }, () => {
+  let data = '';
+  let out = '';
+  let srv: XrootdServer | undefined;
+  /** a second server limited to 1 MiB/s (XRootD's throttle plugin), so that a read lasts long enough to be interrupted */
+  let slow: XrootdServer | undefined;
+  let tls: XrootdServer | undefined;
+  const SMALL = 'uproot-HZZ.root';
+  const BIG = 'nano_tt_v15.root';
+  const SECRET = 'no-read-permission.root';
+  const local = new Map<string, Map<string, string>>();
+  const env = { HEPML_HTTP_RETRY_BASE_MS: '20', HEPML_HTTP_TIMEOUT_MS: '10000', BEARER_TOKEN: '', BEARER_TOKEN_FILE: '' };
+
+  before(async () => {
+    data = mkdtempSync(join(tmpdir(), 'hepml-xrd-faults-'));
+    out = mkdtempSync(join(tmpdir(), 'hepml-xrd-out-'));
+    chmodSync(data, 0o755);
+    for (const n of [SMALL, BIG]) symlinkSync(join(testdata, 'root', n), join(data, n));
+    // a file the server's user cannot read: XrdHttp answers 403
+    writeFileSync(join(data, SECRET), readFileSync(join(testdata, 'root', SMALL)));
+    chmodSync(join(data, SECRET), 0o000);
+    [srv, slow, tls] = await Promise.all([
+      startXrootd(data),
+      startXrootd(data, { extra: ['xrootd.fslib throttle default', 'throttle.throttle data 1048576'] }),
+      opensslAvailable() ? startXrootd(data, { tls: true }) : undefined,
+    ]);
+    // the local reads everything is compared with
+    for (const n of [SMALL]) {
+      const o = join(out, `local-${n}.arrow`);
+      const r = await runCli(['ingest', join(testdata, 'root', n), '-o', o, '--progress', 'none', '-q']);
+      assert.equal(r.code, 0, r.stderr);
+      local.set(n, await arrowHashes(o));
+      rmSync(o);
+    }
+  });
+
+  after(async () => {
+    for (const s of [srv, slow, tls]) if (s) spawnSyncKill(s.pid, 'SIGCONT');
+    await Promise.allSettled([srv?.stop(), slow?.stop(), tls?.stop()]);
+    if (data) {
+      rmSync(data, { recursive: true, force: true });
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  /** Runs ingest into a fresh directory; returns the result, the files left there, and the columns when it worked. */
+  async function ingest(url: string, extraEnv: Record<string, string> = {}, during?: (dir: string) => Promise<void>) {
+    const dir = mkdtempSync(join(out, 'run-'));
+    const o = join(dir, 'out.arrow');
+    const t0 = Date.now();
+    const p = runCli(['ingest', url, '-o', o, '--progress', 'none', '-q'], { env: { ...env, ...extraEnv }, timeoutMs: 60_000 });
+    if (during) await during(dir);
+    const r = await p;
+    const ms = Date.now() - t0;
+    const left = readdirSync(dir);
+    const columns = r.code === 0 && left.includes('out.arrow') ? await arrowHashes(o) : undefined;
+    rmSync(dir, { recursive: true, force: true });
+    return { ...r, ms, left, columns };
+  }
+
+  /** Resolves when the CLI has created its temporary output (it is then reading baskets). */
+  async function partFileAppears(dir: string, ms = 30_000): Promise<number> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < ms) {
+      if (readdirSync(dir).some((n) => n.endsWith('.part'))) return Date.now();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('the CLI never started writing its output');
+  }
+
+  test('baseline: ingest over XrdHttp equals the local ingest', async () => {
+    const r = await ingest(`${srv!.url}/${SMALL}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.columns, local.get(SMALL));
+  });
+
+  test('HTTPS with a self-signed certificate: works with NODE_EXTRA_CA_CERTS, a clean error without', async (t) => {
+    if (!tls) return t.skip('openssl not installed');
+    const ok = await ingest(`${tls.url}/${SMALL}`, { NODE_EXTRA_CA_CERTS: tls.ca! });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(ok.columns, local.get(SMALL));
+    const bad = await ingest(`${tls.url}/${SMALL}`, { NODE_EXTRA_CA_CERTS: '' });
+    t.diagnostic(`without the CA: exit ${bad.code}: ${bad.stderr.trim()}`);
+    assert.equal(bad.code, 9);
+    assert.match(bad.stderr, /NODE_EXTRA_CA_CERTS/);
+    assert.deepEqual(bad.left, []);
+  });
+
+  test('404: exit 3, no output', async (t) => {
+    const r = await ingest(`${srv!.url}/no-such-file.root`);
+    t.diagnostic(r.stderr.trim());
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /HTTP 404/);
+    assert.deepEqual(r.left, []);
+  });
+
+  test('403 (a file the server cannot read): exit 9 "access denied", no output', async (t) => {
+    const r = await ingest(`${srv!.url}/${SECRET}`);
+    t.diagnostic(r.stderr.trim());
+    assert.equal(r.code, 9);
+    assert.match(r.stderr, /access denied \(HTTP 403/);
+    assert.deepEqual(r.left, []);
+  });
+
+  for (const faults of [['drop'], ['503'], ['drop', '503']] as const) {
+    test(`transient fault (${faults.join(', then ')}) in a proxy: retried, and the ingest equals the local one`, async (t) => {
+      const proxy = await startFaultProxy('127.0.0.1', Number(new URL(srv!.url).port), [...faults]);
+      try {
+        const r = await ingest(`${proxy.url}/${SMALL}`);
+        t.diagnostic(`${proxy.connections} connections through the proxy, ${r.ms} ms`);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(proxy.pending, [], 'the faults were hit');
+        assert.deepEqual(r.columns, local.get(SMALL));
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+
+  test('server frozen (SIGSTOP) in the middle of the read: exit 9 within the timeout, no output, no .part', async (t) => {
+    let stoppedAt = 0;
+    const r = await ingest(`${slow!.url}/${BIG}`, { HEPML_HTTP_TIMEOUT_MS: '1000' }, async (dir) => {
+      await partFileAppears(dir);
+      process.kill(slow!.pid, 'SIGSTOP');
+      stoppedAt = Date.now();
+    });
+    const after = Date.now() - stoppedAt;
+    process.kill(slow!.pid, 'SIGCONT');
+    t.diagnostic(`exit ${r.code} ${after} ms after SIGSTOP: ${r.stderr.trim()}`);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, /no answer for 1 s/);
+    assert.ok(after < 8000, `${after} ms after SIGSTOP`);
+    assert.deepEqual(r.left, [], 'no output file and no .part file');
+  });
+
+  test('server killed in the middle of the read: exit 9, no output, no .part', async (t) => {
+    let killedAt = 0;
+    const r = await ingest(`${slow!.url}/${BIG}`, {}, async (dir) => {
+      await partFileAppears(dir);
+      process.kill(slow!.pid, 'SIGKILL');
+      killedAt = Date.now();
+    });
+    const after = Date.now() - killedAt;
+    t.diagnostic(`exit ${r.code} ${after} ms after SIGKILL: ${r.stderr.trim()}`);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, /connection (refused|closed)/);
+    assert.ok(after < 8000, `${after} ms after SIGKILL`);
+    assert.deepEqual(r.left, [], 'no output file and no .part file');
+  });
+});
+
+function spawnSyncKill(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone already
+  }
+}
