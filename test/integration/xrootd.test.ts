@@ -611,6 +611,29 @@ describe('XRootD faults through the CLI (hep-ml ingest URL -o FILE)', { skip }, 
     assert.deepEqual(r.columns, local.get(SMALL));
   });
 
+  test('ls over XrdHttp prints what ls prints for the local file; root:// with --xrootd-http-port maps onto it', async () => {
+    const localLs = await runCli(['ls', join(testdata, 'root', BIG), '--json'], { env });
+    const remoteLs = await runCli(['ls', `${srv!.url}/${BIG}`, '--json'], { env });
+    assert.equal(localLs.code, 0, localLs.stderr);
+    assert.equal(remoteLs.code, 0, remoteLs.stderr);
+    const a = JSON.parse(localLs.stdout.toString());
+    const b = JSON.parse(remoteLs.stdout.toString());
+    assert.equal(b.file, `${srv!.url}/${BIG}`);
+    assert.deepEqual({ ...b, file: a.file }, a);
+    // root://127.0.0.1//path + --xrootd-http-port → https://127.0.0.1:PORT/path: the plain-http test server
+    // refuses TLS, so the point here is the mapping: the error names the https URL, not root://
+    const port = new URL(srv!.url).port;
+    const mapped = await runCli(['ls', `root://127.0.0.1//${BIG}`, '--xrootd-http-port', port], { env: { ...env, HEPML_HTTP_RETRIES: '0' } });
+    assert.notEqual(mapped.code, 0);
+    assert.match(mapped.stderr, new RegExp(`https://127\\.0\\.0\\.1:${port}/${BIG.replace('.', '\\.')}`));
+    if (tls) {
+      const tport = new URL(tls.url).port;
+      const viaTls = await runCli(['ls', `root://127.0.0.1//${BIG}`, '--xrootd-http-port', tport, '--json'], { env: { ...env, NODE_EXTRA_CA_CERTS: tls.ca! } });
+      assert.equal(viaTls.code, 0, viaTls.stderr);
+      assert.deepEqual(JSON.parse(viaTls.stdout.toString()).trees, a.trees);
+    }
+  });
+
   test('HTTPS with a self-signed certificate: works with NODE_EXTRA_CA_CERTS, a clean error without', async (t) => {
     if (!tls) return t.skip('openssl not installed');
     const ok = await ingest(`${tls.url}/${SMALL}`, { NODE_EXTRA_CA_CERTS: tls.ca! });
