@@ -17,6 +17,8 @@ export {
   BrokenPipeError,
   IpcStreamWriter,
   isBrokenPipe,
+  trackTemp,
+  untrackTemp,
   openIpcStream,
   readIpcStream,
   type IpcSource,

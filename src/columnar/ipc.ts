@@ -34,6 +34,11 @@ export function isBrokenPipe(e: unknown): boolean {
   return e instanceof BrokenPipeError || (typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPIPE');
 }
 
+/** The file is complete (renamed) or already removed: stop tracking it. */
+export function untrackTemp(path: string): void {
+  liveTempFiles.delete(path);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Writer
 
@@ -120,7 +125,11 @@ function coalesce(chunks: Uint8Array[]): Uint8Array[] {
 /** Temp files of writers not yet closed or aborted: removed if the process exits first. */
 const liveTempFiles = new Set<string>();
 let exitHookInstalled = false;
-function trackTemp(path: string): void {
+/**
+ * Registers a temporary file to be removed if the process exits or is interrupted (SIGINT, SIGTERM,
+ * SIGHUP) before it is untracked. Used for output files before their rename and for spilled input.
+ */
+export function trackTemp(path: string): void {
   liveTempFiles.add(path);
   if (!exitHookInstalled) {
     exitHookInstalled = true;

@@ -17,7 +17,7 @@ Columns are named by the branch's full name in ROOT; jagged branches become List
     '<%= config.bin %> ingest a.root b.root -t Delphes -b "EFlowTrack.*" --step-size "50 MB" -o tracks.arrow',
   ];
   static override strict = false;
-  static override args = { files: Args.string({ description: 'ROOT files (paths, http(s):// URLs, or root:// with --xrootd-http-port)', required: true }) };
+  static override args = { files: Args.string({ description: 'ROOT files (paths, http(s):// URLs, or root:// with --xrootd-http-port)', required: true, ignoreStdin: true }) };
   static override flags = {
     tree: Flags.string({ char: 't', description: 'tree name (dir/name, name;cycle); optional if the file has one tree' }),
     branches: Flags.string({

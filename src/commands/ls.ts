@@ -57,7 +57,7 @@ export default class Ls extends HepMlCommand {
     '<%= config.bin %> ls nano.root --tree Events --json | jq ".trees[0].branches | length"',
     '<%= config.bin %> ls https://eospublic.cern.ch//eos/opendata/cms/.../file.root',
   ];
-  static override args = { file: Args.string({ description: 'ROOT file (path, http(s):// URL, or root:// with --xrootd-http-port)', required: true }) };
+  static override args = { file: Args.string({ description: 'ROOT file (path, http(s):// URL, or root:// with --xrootd-http-port)', required: true, ignoreStdin: true }) };
   static override flags = {
     tree: Flags.string({ char: 't', description: 'only this tree (name, dir/name or name;cycle)' }),
     json: Flags.boolean({ description: 'machine-readable output on stdout' }),
