@@ -4,7 +4,8 @@
  * copied as they come: bounded memory), which is removed afterwards, on error and on interrupt.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -33,12 +34,11 @@ export async function spillStdin(stdin: NodeJS.ReadableStream = process.stdin): 
   if ((stdin as { isTTY?: boolean }).isTTY) {
     throw new UsageError('stdin is a terminal: pipe an Arrow IPC stream in (hep-ml ingest ... | hep-ml flatten), or give a file');
   }
-  const dir = await mkdtemp(join(tmpdir(), 'hep-ml-flatten-'));
-  const path = join(dir, 'stdin.arrow');
+  const path = join(tmpdir(), `hep-ml-flatten-${process.pid}-${randomBytes(6).toString('hex')}.arrow`);
   trackTemp(path);
   const cleanup = async () => {
     untrackTemp(path);
-    await rm(dir, { recursive: true, force: true });
+    await rm(path, { force: true });
   };
   try {
     await pipeline(stdin, createWriteStream(path, { flags: 'wx' }));

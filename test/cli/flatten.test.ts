@@ -3,7 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,16 +56,17 @@ test('pipe: ingest | flatten | flatten --scan-only', { skip }, async () => {
   assert.deepEqual(spillDirs(), before, 'the spilled copy of stdin is removed');
 });
 
-test('NanoAOD: padded values and masks reproduce the truth of every Muon_ branch, entry by entry', { skip }, async () => {
+for (const file of ['nano_dy.root', 'nano_dimuon.root', 'nano_tt_v12.root'])
+test(`NanoAOD ${file}: padded values and masks reproduce the truth of every Muon_ branch, entry by entry`, { skip }, async () => {
   const d = tmp();
   try {
     const out = join(d, 'muons.arrow');
     const specsPath = join(d, 'specs.json');
-    const r = sh(`${hepml} ingest ${root('nano_dy.root')} -t Events -b 'Muon_*' -b nMuon -o - | ${hepml} flatten --write-specs ${specsPath} -o ${out}`);
+    const r = sh(`${hepml} ingest ${root(file)} -t Events -b 'Muon_*' -b nMuon -o - | ${hepml} flatten --write-specs ${specsPath} -o ${out}`);
     assert.equal(r.code, 0, r.stderr);
     const specs = JSON.parse(readFileSync(specsPath, 'utf8'));
     const { columns, types } = await readColumns(out);
-    const tt = findTree(loadTruth(join(dir, 'truth', 'nano_dy.root.truth.json')), 'Events')!;
+    const tt = findTree(loadTruth(join(dir, 'truth', `${file}.truth.json`)), 'Events')!;
     let checked = 0;
     for (const name of specs.jkeys as string[]) {
       const tb = tt.branches[name] as TruthNumericBranch;
@@ -77,7 +78,7 @@ test('NanoAOD: padded values and masks reproduce the truth of every Muon_ branch
       const v = (padded.child as { values: Float32Array }).values;
       const m = (mask.child as { values: Uint8Array }).values;
       const rows = v.length / Math.max(jdim, 1);
-      assert.equal(rows, 40);
+      assert.equal(rows, tt.entries);
       // real values in order, and per-entry counts, from the mask
       const counts = new BigInt64Array(rows);
       const real: number[] = [];
@@ -104,9 +105,9 @@ test('NanoAOD: padded values and masks reproduce the truth of every Muon_ branch
       }
       checked++;
     }
-    assert.ok(checked >= 20, `checked ${checked} Muon_ branches`);
+    assert.ok(checked >= 10, `checked ${checked} Muon_ branches`);
     // nMuon is flat: passed through unchanged
-    assert.equal(types.get('nMuon'), 'Uint32');
+    assert.match(types.get('nMuon')!, /^U?[Ii]nt32$/);
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
@@ -168,6 +169,24 @@ test('bad input: one line, non-zero exit, no partial output, no spill left behin
         assert.deepEqual(spillDirs(), before, 'no spilled stdin left');
       });
     }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('flatten interrupted while reading stdin leaves no spilled copy and no output', { skip }, async () => {
+  const d = tmp();
+  try {
+    const before = spillDirs();
+    // a producer that never finishes: flatten is still spilling stdin when it is interrupted
+    const child = spawn('bash', ['-c', `(${hepml} ingest ${root('nano_tt_v15.root')} -t Events -o -; sleep 30) | exec ${hepml} flatten -o ${join(d, 'out.arrow')}`], { stdio: 'ignore', detached: true });
+    for (let i = 0; i < 200 && spillDirs().length === before.length; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(spillDirs().length > before.length, 'the spill file exists while stdin is read');
+    process.kill(-child.pid!, 'SIGINT');
+    await new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 40 && spillDirs().length !== before.length; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.deepEqual(spillDirs(), before, 'the spill file is removed on SIGINT');
+    assert.deepEqual(readdirSync(d), [], 'no output');
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
