@@ -19,7 +19,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -38,6 +37,7 @@ import { REPO_ROOT, hasTestdata, loadTruth, rootFilesWithoutTruth, testdataDir, 
 import { opensslAvailable, startXrootd, xrootdUnavailableReason, type XrootdServer } from '../helpers/xrootd.js';
 import { runCli } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { columnHash, sha } from '../helpers/column-hash.js';
 
 const testdata = testdataDir();
 const why = xrootdUnavailableReason() ?? (hasTestdata(testdata) ? undefined : `HEPML_TESTDATA not found: ${testdata}`);
@@ -56,23 +56,6 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 const TEXT_FILE = 'not-root.txt';
 
-function sha(b: Uint8Array | ArrayBufferView): string {
-  return createHash('sha256').update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)).digest('hex');
-}
-
-/** A structural fingerprint of a column: kinds, dtypes and the sha256 of every array. */
-function columnHash(c: ColumnData): string {
-  switch (c.kind) {
-    case 'primitive':
-      return `${c.dtype}[${c.values.length}]:${sha(c.values)}`;
-    case 'fixed':
-      return `fixed${c.size}(${columnHash(c.child)})`;
-    case 'list':
-      return `list[${c.offsets.length}]:${sha(c.offsets)}(${columnHash(c.child)})`;
-    case 'utf8':
-      return `utf8[${c.offsets.length}]:${sha(c.offsets)}:${sha(c.bytes)}`;
-  }
-}
 
 async function readColumns(f: RootFile, tree: string, names: string[], steps = 1): Promise<Map<string, string>> {
   const t = await f.tree(tree);
