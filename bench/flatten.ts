@@ -10,6 +10,7 @@
  * BENCH_EVENTS (default 200000).
  */
 import os, { tmpdir } from 'node:os';
+import { rng } from '../test/fixtures/columnar-data.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IpcStreamWriter, makeSchema, toRecordBatch } from '../src/columnar/index.js';
@@ -23,17 +24,6 @@ const BATCH = 10_000;
 const MEAN = 3;
 const TAIL = 20;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function poisson(r: () => number, mean: number): number {
   const l = Math.exp(-mean);

@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
 import os from 'node:os';
-import { TSelector, treeProcess } from 'jsroot/tree';
+import { treeProcess } from 'jsroot/tree';
+import { copyingSelector } from './lib.js';
 import { RootFile } from '../src/root/file.js';
 import { TreeReader } from '../src/root/reader.js';
 import { basketsFor } from '../src/root/basket.js';
@@ -44,19 +45,9 @@ async function time(fn: () => Promise<unknown>, minRuns = 3, maxRuns = 5000): Pr
 
 /** jsroot per-entry read of the branches; every value is copied out (the target object is reused). */
 async function jsrootPass(tree: Tree, branches: BranchInfo[]): Promise<number> {
-  const sel = new TSelector();
-  const names = branches.map((_, i) => `b${i}`);
-  branches.forEach((b, i) => sel.addBranch(b.js, names[i]));
-  const sink: unknown[][] = names.map(() => []);
-  let n = 0;
-  sel.Process = function (this: TSelector) {
-    for (let i = 0; i < names.length; i++) {
-      const v = this.tgtobj[names[i]!];
-      sink[i]!.push(ArrayBuffer.isView(v) ? (v as Float32Array).slice() : v);
-    }
-    n++;
-  };
+  const { sel, processed } = copyingSelector(branches.map((b) => b.js));
   await quietly(() => treeProcess(tree.js, sel, { firstentry: 0, numentries: tree.entries }));
+  const n = processed();
   if (n !== tree.entries) throw new Error(`jsroot processed ${n} of ${tree.entries}`);
   return n;
 }

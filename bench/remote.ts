@@ -24,7 +24,8 @@ import os from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openFile } from 'jsroot/io';
-import { TSelector, treeProcess } from 'jsroot/tree';
+import { treeProcess } from 'jsroot/tree';
+import { copyingSelector } from './lib.js';
 import { RootFile } from '../src/root/file.js';
 import { parseStepSize, TreeReader } from '../src/root/reader.js';
 import { basketsFor } from '../src/root/basket.js';
@@ -137,21 +138,11 @@ async function jsrootPass(proxy: LatencyProxy, url: string, names: string[]): Pr
     const t1 = performance.now();
     const c1 = await proxy.snapshot();
     const t1b = performance.now();
-    const sel = new TSelector();
-    const keys = names.map((_, i) => `b${i}`);
-    names.forEach((n, i) => sel.addBranch(n, keys[i]));
-    const sink: unknown[][] = keys.map(() => []);
-    let n = 0;
-    sel.Process = function (this: TSelector) {
-      for (let i = 0; i < keys.length; i++) {
-        const v = this.tgtobj[keys[i]!];
-        sink[i]!.push(ArrayBuffer.isView(v) ? (v as Float32Array).slice() : v);
-      }
-      n++;
-    };
+    const { sel, processed } = copyingSelector(names);
     const entries = Number(tree.fEntries);
     const res = await treeProcess(tree as never, sel, { firstentry: 0, numentries: entries });
     const t2 = performance.now();
+    const n = processed();
     if (n !== entries) throw new Error(`jsroot processed ${n} of ${entries} entries (${res === null ? 'treeProcess gave null: an I/O failure' : 'incomplete'})`);
     return { seconds: (t1 - t0 + t2 - t1b) / 1000, openSeconds: (t1 - t0) / 1000, total: await proxy.since(c0), data: await proxy.since(c1), entries };
   });

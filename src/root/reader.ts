@@ -154,11 +154,6 @@ export class TreeReader {
     return Math.max(1, per > 0 ? Math.floor(step.bytes! / per) : 100000);
   }
 
-  /** Checks and normalises an entry range; undefined bounds mean the whole tree. */
-  range(entryStart?: number, entryStop?: number): [number, number] {
-    return checkEntryRange(this.tree.entries, entryStart, entryStop, this.ctx());
-  }
-
   /**
    * Batches of at most `stepEntries` entries covering [start, stop).
    *
