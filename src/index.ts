@@ -8,3 +8,4 @@ export * from './root/index.js';
 export * from './columnar/index.js';
 export { openIngest, selectBranches, type IngestOptions, type IngestJob, type IngestField, type IngestProgress } from './ingest/index.js';
 export * as flatten from './flatten/index.js';
+export * as features from './features/index.js';
