@@ -9,3 +9,5 @@ export * from './columnar/index.js';
 export { openIngest, selectBranches, type IngestOptions, type IngestJob, type IngestField, type IngestProgress } from './ingest/index.js';
 export * as flatten from './flatten/index.js';
 export * as features from './features/index.js';
+export * as prepare from './prepare/index.js';
+export * as generate from './generate/index.js';
