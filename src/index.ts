@@ -11,3 +11,4 @@ export * as flatten from './flatten/index.js';
 export * as features from './features/index.js';
 export * as prepare from './prepare/index.js';
 export * as generate from './generate/index.js';
+export * as convert from './convert/index.js';

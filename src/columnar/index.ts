@@ -26,3 +26,4 @@ export {
   type IpcStreamWriterOptions,
   type OpenIpcOptions,
 } from './ipc.js';
+export { makeTempDir, type TempDir } from './tempdir.js';

@@ -33,7 +33,7 @@ import { type PrepareClassSpec, parseFraction, parseSize, resolveClasses } from 
 import { columnBytes, gatherColumn } from './gather.js';
 import { Rng, randomPermutation, randomPrefix } from './rng.js';
 import { type MinMaxScaler, MinMaxAccumulator, scaleInto, scalerCoefficients, scalerJson } from './scaler.js';
-import { makeTempDir } from './tempdir.js';
+import { makeTempDir } from '../columnar/tempdir.js';
 
 export const LABEL_COLUMN = 'label';
 export const ONEHOT_COLUMN = 'encoded_label';
