@@ -2,7 +2,7 @@
  * Output layouts. `default` writes every column as it is. `sparkdltrigger` writes exactly the columns of
  * the published CERN datasets (features-spec §8, "Inclusive-classifier datasets"): `HLF_input` (14),
  * `GRU_input` flattened row-major (15 219 = 801 × 19) and `encoded_label` (3), as Spark stored them —
- * `array<double>` in Parquet, FloatList in TFRecord (the connector's cast to float32).
+ * `array<double>` in Parquet, fixed-length FloatList in TFRecord (the connector's cast to float32), FixedSizeList<Float32> in Arrow.
  */
 import { SchemaMismatchError, UsageError } from '../errors.js';
 import type { ColumnBatch, ColumnData, ColumnType } from '../root/columns.js';
@@ -62,9 +62,13 @@ export function planLayout(layout: Layout, fields: Field[], to: OutputFormat, so
       { file: source },
     );
   }
-  // Parquet: Spark's array<double>; TFRecord: FloatList (float32) either way; Arrow: the same lists as Parquet.
-  const dtype = to === 'tfrecord' ? 'float32' : 'float64';
-  const out: Field[] = PUBLISHED.map((p) => ({ name: p.name, type: { kind: 'list', child: { kind: 'primitive', dtype } } }));
+  // Parquet: Spark's array<double>. TFRecord: FloatList (float32) with fixed lengths (FixedLenFeature); Arrow: the same.
+  const spark = to === 'parquet';
+  const dtype = spark ? 'float64' : 'float32';
+  const out: Field[] = PUBLISHED.map((p) => ({
+    name: p.name,
+    type: spark ? { kind: 'list', child: { kind: 'primitive', dtype } } : { kind: 'fixed', size: p.size, child: { kind: 'primitive', dtype } },
+  }));
   return {
     fields: out,
     apply(batch) {
@@ -73,9 +77,12 @@ export function planLayout(layout: Layout, fields: Field[], to: OutputFormat, so
         const d = batch.columns.find((c) => c.name === p.name)!.data;
         const src = leafValues(d);
         const values = dtype === 'float64' ? Float64Array.from(src) : src instanceof Float32Array ? src : Float32Array.from(src);
-        const offsets = new Int32Array(rows + 1);
-        for (let i = 1; i <= rows; i++) offsets[i] = i * p.size;
-        const data: ColumnData = { kind: 'list', offsets, child: { kind: 'primitive', dtype, values } };
+        let data: ColumnData;
+        if (spark) {
+          const offsets = new Int32Array(rows + 1);
+          for (let i = 1; i <= rows; i++) offsets[i] = i * p.size;
+          data = { kind: 'list', offsets, child: { kind: 'primitive', dtype, values } };
+        } else data = { kind: 'fixed', size: p.size, child: { kind: 'primitive', dtype, values } };
         return { name: p.name, data };
       });
       return { entryStart: batch.entryStart, entryStop: batch.entryStop, columns };
