@@ -4,12 +4,19 @@
  */
 import { Command } from '@oclif/core';
 import { isBrokenPipe } from '../columnar/ipc.js';
-import { ExitCode, isHepMlError } from '../errors.js';
+import { ExitCode, isHepMlError, UsageError } from '../errors.js';
 
 export abstract class HepMlCommand extends Command {
   /** Writes a line to stderr (stdout carries data only). */
   protected note(line: string): void {
     process.stderr.write(`${line}\n`);
+  }
+
+  /** Refuses to write binary data ('-' = stdout) to a terminal: a user's mistake, exit 2. */
+  protected refuseBinaryToTerminal(output: string, what = 'Arrow'): void {
+    if (output === '-' && process.stdout.isTTY) {
+      throw new UsageError(`refusing to write binary ${what} data to a terminal: use -o FILE or pipe the output`);
+    }
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {

@@ -18,6 +18,7 @@ export {
   IpcStreamWriter,
   isBrokenPipe,
   trackTemp,
+  openTempOutput,
   untrackTemp,
   openIpcStream,
   readIpcStream,

@@ -156,6 +156,32 @@ export function trackTemp(path: string): void {
   }
 }
 
+/**
+ * Creates `.<name>.<pid>.<random>.part` next to `target` (exclusively) and registers it with trackTemp:
+ * the write stream of an output that is renamed onto `final` when complete. Errors: IoError.
+ */
+export async function openTempOutput(
+  target: string,
+  highWaterMark = 8 * 1024 * 1024,
+): Promise<{ final: string; temp: string; stream: NodeJS.WritableStream & { destroyed?: boolean; writableLength?: number } }> {
+  const final = resolve(target);
+  const temp = join(dirname(final), `.${basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
+  const stream = createWriteStream(temp, { flags: 'wx', highWaterMark });
+  try {
+    await new Promise<void>((res, rej) => {
+      stream.once('open', () => {
+        stream.off('error', rej);
+        res();
+      });
+      stream.once('error', rej);
+    });
+  } catch (e) {
+    throw new IoError(`cannot create output file: ${errMessage(e)}`, { file: target }, { cause: e });
+  }
+  trackTemp(temp);
+  return { final, temp, stream };
+}
+
 export interface IpcStreamWriterOptions {
   /** The stream that target '-' writes to (default process.stdout); tests pass a PassThrough. */
   stdout?: NodeJS.WritableStream;
@@ -220,22 +246,8 @@ export class IpcStreamWriter {
     if (target === '-') {
       w = new IpcStreamWriter('-', (opts.stdout ?? process.stdout) as Sink, undefined, opts.end ?? false);
     } else {
-      const final = resolve(target);
-      const temp = join(dirname(final), `.${basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
-      const stream = createWriteStream(temp, { flags: 'wx', highWaterMark: opts.highWaterMark ?? 8 * 1024 * 1024 });
-      try {
-        await new Promise<void>((res, rej) => {
-          stream.once('open', () => {
-            stream.off('error', rej);
-            res();
-          });
-          stream.once('error', rej);
-        });
-      } catch (e) {
-        throw new IoError(`cannot create output file: ${errMessage(e)}`, { file: target }, { cause: e });
-      }
-      trackTemp(temp);
-      w = new IpcStreamWriter(final, stream as unknown as Sink, temp, true);
+      const { final, temp, stream } = await openTempOutput(target, opts.highWaterMark);
+      w = new IpcStreamWriter(final, stream, temp, true);
     }
     if (opts.schema) await w.writeSchema(opts.schema);
     return w;

@@ -2,7 +2,6 @@ import { Args, Flags } from '@oclif/core';
 import { HepMlCommand } from '../cli/base.js';
 import { ProgressReporter, type ProgressMode } from '../cli/progress.js';
 import { checkCompression, convert, parseFormat, parseLayout } from '../convert/index.js';
-import { UsageError } from '../errors.js';
 
 export default class Convert extends HepMlCommand {
   static override summary = 'Convert a dataset to Parquet, TFRecord or Arrow IPC (one file, stdout, or shards with a manifest).';
@@ -37,9 +36,7 @@ export default class Convert extends HepMlCommand {
     const { args, flags } = await this.parse(Convert);
     const to = parseFormat(flags.to);
     const compression = checkCompression(to, flags.compression);
-    if (flags.output === '-' && process.stdout.isTTY) {
-      throw new UsageError(`refusing to write binary ${to} data to a terminal: use -o FILE or pipe the output`);
-    }
+    this.refuseBinaryToTerminal(flags.output, to);
     const progress = new ProgressReporter(flags.progress as ProgressMode, 'convert');
     let summary;
     try {

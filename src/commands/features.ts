@@ -63,9 +63,7 @@ export default class Features extends HepMlCommand {
       process.stdout.write(requiredBranches(o).join('\n') + '\n');
       return;
     }
-    if (flags.output === '-' && process.stdout.isTTY) {
-      throw new UsageError('refusing to write binary Arrow data to a terminal: use -o FILE or pipe the output');
-    }
+    this.refuseBinaryToTerminal(flags.output);
     const root = isRootInput(args.input);
     if (!root && (flags['entry-start'] !== undefined || flags['entry-stop'] !== undefined)) {
       throw new UsageError('--entry-start/--entry-stop apply to a ROOT input; select entries of a stream with hep-ml ingest');

@@ -59,9 +59,7 @@ A file is read twice. stdin ('-', the default) is spilled to a temporary file fi
     };
     if (flags['scan-only'] && flags.specs) throw new UsageError('--scan-only and --specs exclude each other');
     const binaryOut = !flags['scan-only'];
-    if (binaryOut && flags.output === '-' && process.stdout.isTTY) {
-      throw new UsageError('refusing to write binary Arrow data to a terminal: use -o FILE or pipe the output');
-    }
+    if (binaryOut) this.refuseBinaryToTerminal(flags.output);
     const hepmlVersion = this.config.version;
     const given: Specs | undefined = flags.specs ? await loadSpecs(flags.specs) : undefined;
 

@@ -51,9 +51,7 @@ The kinematics are plausible per process (isolated or in-jet lepton, jets and b-
       batchSize: flags['batch-size'],
       muons: flags.muons as 'MuonTight' | 'Muon',
     });
-    if (flags.output === '-' && process.stdout.isTTY) {
-      throw new UsageError('refusing to write binary Arrow data to a terminal: use -o FILE or pipe the output');
-    }
+    this.refuseBinaryToTerminal(flags.output);
     const schema = makeSchema(generatorFields(opts), generatorMetadata(opts));
     const progress = new ProgressReporter(flags.progress as ProgressMode, 'generate');
     let writer: IpcStreamWriter | undefined;

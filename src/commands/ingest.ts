@@ -3,7 +3,6 @@ import { HepMlCommand } from '../cli/base.js';
 import { remoteFlags, sourceOptions } from '../cli/remote.js';
 import { ProgressReporter, type ProgressMode } from '../cli/progress.js';
 import { IpcStreamWriter, makeSchema, toRecordBatch } from '../columnar/index.js';
-import { UsageError } from '../errors.js';
 import { openIngest } from '../ingest/index.js';
 
 export default class Ingest extends HepMlCommand {
@@ -38,9 +37,7 @@ Columns are named by the branch's full name in ROOT; jagged branches become List
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Ingest);
     const files = argv as string[];
-    if (flags.output === '-' && process.stdout.isTTY) {
-      throw new UsageError('refusing to write binary Arrow data to a terminal: use -o FILE or pipe the output');
-    }
+    this.refuseBinaryToTerminal(flags.output);
     const skipped: string[] = [];
     const job = await openIngest({
       files,

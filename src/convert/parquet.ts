@@ -35,12 +35,10 @@
  */
 import * as arrow from 'apache-arrow';
 import * as pw from 'parquet-wasm';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { type WriteStream } from 'node:fs';
 import { open as fsOpen, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
 import { arrowType, emptyColumn, fromRecordBatch, makeSchema, schemaFields, toRecordBatch } from '../columnar/arrow.js';
-import { BrokenPipeError, trackTemp, untrackTemp } from '../columnar/ipc.js';
+import { BrokenPipeError, openTempOutput, untrackTemp } from '../columnar/ipc.js';
 import {
   CorruptDataError,
   type ErrorContext,
@@ -243,22 +241,10 @@ export async function openParquetWriter(target: string, fields: Field[], opts: P
     final = '-';
     sink = (opts.stdout ?? process.stdout) as Sink;
   } else {
-    final = resolve(target);
-    temp = join(dirname(final), `.${basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
-    const stream = createWriteStream(temp, { flags: 'wx', highWaterMark: 8 * 1024 * 1024 });
-    try {
-      await new Promise<void>((res, rej) => {
-        stream.once('open', () => {
-          stream.off('error', rej);
-          res();
-        });
-        stream.once('error', rej);
-      });
-    } catch (e) {
-      throw new IoError(`cannot create output file: ${errMessage(e)}`, { file: target }, { cause: e });
-    }
-    trackTemp(temp);
-    sink = stream as unknown as Sink;
+    const out = await openTempOutput(target);
+    final = out.final;
+    temp = out.temp;
+    sink = out.stream as unknown as Sink;
   }
   return new ParquetWriter(final, target, sink, temp, fields, compression, rg, opts.metadata ?? {});
 }

@@ -22,14 +22,12 @@
  * inside a fixed) is written flattened, row-major, like every other column, and can be read back only as
  * the flat list<T>; the reader refuses such types in `fields` (UnsupportedError) rather than guess.
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { type ReadStream, type WriteStream } from 'node:fs';
 import { open as fsOpen, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip, createGzip, type Gzip } from 'node:zlib';
 import { crc32c } from '@node-rs/crc32';
-import { BrokenPipeError, trackTemp, untrackTemp } from '../columnar/ipc.js';
+import { BrokenPipeError, openTempOutput, untrackTemp } from '../columnar/ipc.js';
 import {
   type ColumnBatch,
   type ColumnData,
@@ -127,21 +125,7 @@ export async function openTfRecordWriter(target: string, fields: Field[], opts: 
   if (target === '-') {
     return new TfRecordSink('-', encoder, (opts.stdout ?? process.stdout) as Sink, undefined, opts.end ?? false, opts.gzip ? level : -1);
   }
-  const final = resolve(target);
-  const temp = join(dirname(final), `.${basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
-  const stream = createWriteStream(temp, { flags: 'wx', highWaterMark: 8 * 1024 * 1024 });
-  try {
-    await new Promise<void>((res, rej) => {
-      stream.once('open', () => {
-        stream.off('error', rej);
-        res();
-      });
-      stream.once('error', rej);
-    });
-  } catch (e) {
-    throw new IoError(`cannot create output file: ${errMessage(e)}`, { file: target }, { cause: e });
-  }
-  trackTemp(temp);
+  const { final, temp, stream } = await openTempOutput(target);
   return new TfRecordSink(final, encoder, stream as unknown as Sink, temp, true, opts.gzip ? level : -1);
 }
 
