@@ -166,6 +166,8 @@ export async function openTempOutput(
 ): Promise<{ final: string; temp: string; stream: NodeJS.WritableStream & { destroyed?: boolean; writableLength?: number } }> {
   const final = resolve(target);
   const temp = join(dirname(final), `.${basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
+  // Tracked before it exists: a signal that arrives while the file is being opened still removes it.
+  trackTemp(temp);
   const stream = createWriteStream(temp, { flags: 'wx', highWaterMark });
   try {
     await new Promise<void>((res, rej) => {
@@ -176,9 +178,9 @@ export async function openTempOutput(
       stream.once('error', rej);
     });
   } catch (e) {
+    untrackTemp(temp);
     throw new IoError(`cannot create output file: ${errMessage(e)}`, { file: target }, { cause: e });
   }
-  trackTemp(temp);
   return { final, temp, stream };
 }
 
