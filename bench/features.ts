@@ -20,6 +20,9 @@ import { generateEvents, type Process } from '../src/generate/index.js';
 import type { ColumnBatch } from '../src/root/columns.js';
 import { batchToEvents } from '../test/helpers/delphes-events.js';
 import { referenceFeatures } from '../test/helpers/sparkdl-reference.js';
+import { medianTime } from './lib.js';
+
+const time = (fn: () => unknown, minRuns = 3) => medianTime(fn, { minSeconds, minRuns });
 
 const PER_PROCESS = Number(process.env.BENCH_EVENTS ?? 2000);
 const minSeconds = Number(process.env.BENCH_SECONDS ?? 2);
@@ -52,18 +55,6 @@ async function runRecipe(opts: Partial<RecipeOptions>): Promise<{ selected: numb
   return { selected: stats.selected, particles: stats.particles };
 }
 
-async function time(fn: () => Promise<unknown> | unknown, minRuns = 3): Promise<{ median: number; runs: number }> {
-  await fn(); // warm-up
-  const t: number[] = [];
-  const start = performance.now();
-  while (t.length < minRuns || performance.now() - start < minSeconds * 1000) {
-    const a = performance.now();
-    await fn();
-    t.push((performance.now() - a) / 1000);
-  }
-  t.sort((x, y) => x - y);
-  return { median: t[Math.floor(t.length / 2)]!, runs: t.length };
-}
 
 const mult = multiplicity();
 log(`${EVENTS} generated events, EFlow objects per event ${mult.eflow_min}–${mult.eflow_max} (mean ${mult.eflow_mean})`);

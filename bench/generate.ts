@@ -20,6 +20,7 @@ import { IpcStreamWriter, makeSchema, toRecordBatch } from '../src/columnar/inde
 import { generateEvents, generatorFields, generatorMetadata, PROCESSES, type GenerateOptions, type Process } from '../src/generate/index.js';
 import { Rng } from '../src/generate/rng.js';
 import type { ColumnBatch, ColumnData } from '../src/root/columns.js';
+import { medianTime } from './lib.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const minSeconds = Number(process.env.BENCH_SECONDS ?? 1.5);
@@ -27,19 +28,7 @@ const BATCH = 1000; // the CLI's default --batch-size
 const SEED = 1;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-/** Median seconds of repeated runs (at least minRuns, until minSeconds), after an uncounted warm-up run. */
-async function time(fn: () => unknown, minRuns = 3): Promise<{ median: number; runs: number }> {
-  await fn();
-  const t: number[] = [];
-  const start = performance.now();
-  while (t.length < minRuns || performance.now() - start < minSeconds * 1000) {
-    const a = performance.now();
-    await fn();
-    t.push((performance.now() - a) / 1000);
-  }
-  t.sort((x, y) => x - y);
-  return { median: t[Math.floor(t.length / 2)]!, runs: t.length };
-}
+const time = (fn: () => unknown, minRuns = 3) => medianTime(fn, { minSeconds, minRuns });
 
 type Shape = { kind: 'f32' | 'i32' | 'u32'; length: number };
 

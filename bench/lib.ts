@@ -20,3 +20,26 @@ export function copyingSelector(branches: unknown[]): { sel: TSelector; processe
   };
   return { sel, processed: () => n };
 }
+
+/**
+ * Median seconds of repeated runs of `fn` (at least `minRuns`, until `minSeconds` have passed), after one
+ * uncounted warm-up run. `before` runs untimed before each run (e.g. removing the previous output).
+ */
+export async function medianTime(
+  fn: () => unknown,
+  opts: { minSeconds: number; minRuns?: number; before?: () => unknown },
+): Promise<{ median: number; runs: number }> {
+  const minRuns = opts.minRuns ?? 3;
+  await opts.before?.();
+  await fn();
+  const t: number[] = [];
+  const start = performance.now();
+  while (t.length < minRuns || performance.now() - start < opts.minSeconds * 1000) {
+    await opts.before?.();
+    const a = performance.now();
+    await fn();
+    t.push((performance.now() - a) / 1000);
+  }
+  t.sort((x, y) => x - y);
+  return { median: t[Math.floor(t.length / 2)]!, runs: t.length };
+}

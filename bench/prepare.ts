@@ -21,6 +21,7 @@
 import os, { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { medianTime } from './lib.js';
 import { join } from 'node:path';
 import { IpcStreamWriter, makeSchema, toRecordBatch } from '../src/columnar/index.js';
 import { featureFields, featureMetadata } from '../src/features/index.js';
@@ -36,21 +37,7 @@ const CLASSES = ['qcd', 'ttbar', 'wjets'] as const;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const maxRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
-/** Median seconds of repeated runs (at least minRuns, until minSeconds) after an uncounted warm-up; `before` runs untimed. */
-async function time(fn: () => Promise<unknown>, before: () => Promise<unknown>, minRuns = 3): Promise<{ median: number; runs: number }> {
-  await before();
-  await fn();
-  const t: number[] = [];
-  const start = performance.now();
-  while (t.length < minRuns || performance.now() - start < minSeconds * 1000) {
-    await before();
-    const a = performance.now();
-    await fn();
-    t.push((performance.now() - a) / 1000);
-  }
-  t.sort((x, y) => x - y);
-  return { median: t[Math.floor(t.length / 2)]!, runs: t.length };
-}
+const time = (fn: () => unknown, before: () => unknown, minRuns = 3) => medianTime(fn, { minSeconds, minRuns, before });
 
 /** A small xorshift32 for the synthetic values (the values do not matter to prepare, only their size). */
 function xorshift(seed: number): () => number {

@@ -119,6 +119,16 @@ export const Reject = {
   NO_MET: -4,
 } as const;
 
+/** The column roles of one lepton collection (no string building per event). */
+interface LeptonRoles {
+  pt: string;
+  eta: string;
+  phi: string;
+  charge: string;
+}
+const ELECTRON: LeptonRoles = { pt: 'elePt', eta: 'eleEta', phi: 'elePhi', charge: 'eleCharge' };
+const MUON: LeptonRoles = { pt: 'muPt', eta: 'muEta', phi: 'muPhi', charge: 'muCharge' };
+
 /** Where one event's features go: row `row` of the output buffers. */
 export interface FeatureSink {
   hlf: Float32Array;
@@ -166,14 +176,14 @@ export class FeatureExtractor {
    * Looks for the first isolated lepton of a collection (pT > 23 GeV, relative isolation < 0.45);
    * fills `row` with its LLF row and returns true when found.
    */
-  private findLepton(c: EventColumns, pre: 'ele' | 'mu', e: number, row: Float64Array, isEle: boolean): boolean {
-    const P = c[`${pre}Pt`]!;
+  private findLepton(c: EventColumns, roles: LeptonRoles, e: number, row: Float64Array, isEle: boolean): boolean {
+    const P = c[roles.pt]!;
     const lo = P.offsets[e]!;
     const hi = P.offsets[e + 1]!;
     const pt = P.values;
-    const eta = c[`${pre}Eta`]!.values;
-    const phi = c[`${pre}Phi`]!.values;
-    const charge = c[`${pre}Charge`]!.values;
+    const eta = c[roles.eta]!.values;
+    const phi = c[roles.phi]!.values;
+    const charge = c[roles.charge]!.values;
     const v = this.v4;
     const exclude = this.opts.isolationSelf === 'exclude-own';
     for (let j = lo; j < hi; j++) {
@@ -217,6 +227,15 @@ export class FeatureExtractor {
     return -1;
   }
 
+  /** Loads one event's entries of a collection above `min` into an isolation map, in stored order. */
+  private fillMap(map: IsoMap, col: EventColumns[string], eta: ArrayLike<number>, phi: ArrayLike<number>, e: number, min: number): void {
+    const pt = col.values;
+    const hi = col.offsets[e + 1]!;
+    map.clear();
+    for (let j = col.offsets[e]!; j < hi; j++) if (pt[j]! > min) map.push(eta[j]!, phi[j]!, pt[j]!, j);
+    map.index();
+  }
+
   /**
    * Processes event `e` (index within the batch's columns). Returns the number of real particle rows
    * (> 0) when the event is selected, after writing its features into `out`; else a `Reject` code.
@@ -224,27 +243,16 @@ export class FeatureExtractor {
   process(c: EventColumns, e: number, out: FeatureSink): number {
     const o = this.opts;
     const exclude = o.isolationSelf === 'exclude-own';
-    const fill = (map: IsoMap, P: string, pre: string, min: number) => {
-      const col = c[P]!;
-      const lo = col.offsets[e]!;
-      const hi = col.offsets[e + 1]!;
-      const pt = col.values;
-      const eta = c[`${pre}Eta`]!.values;
-      const phi = c[`${pre}Phi`]!.values;
-      map.clear();
-      for (let j = lo; j < hi; j++) if (pt[j]! > min) map.push(eta[j]!, phi[j]!, pt[j]!, j);
-      map.index();
-    };
-    fill(this.trk, 'trkPt', 'trk', TRACK_PT_MIN);
-    fill(this.neu, 'neuEt', 'neu', TOWER_ET_MIN);
-    fill(this.pho, 'phoEt', 'pho', TOWER_ET_MIN);
+    this.fillMap(this.trk, c.trkPt!, c.trkEta!.values, c.trkPhi!.values, e, TRACK_PT_MIN);
+    this.fillMap(this.neu, c.neuEt!, c.neuEta!.values, c.neuPhi!.values, e, TOWER_ET_MIN);
+    this.fillMap(this.pho, c.phoEt!, c.phoEta!.values, c.phoPhi!.values, e, TOWER_ET_MIN);
     if (this.trk.size === 0 || this.neu.size === 0 || this.pho.size === 0) return Reject.EMPTY_MAP;
 
     const eleOff = c.elePt!.offsets;
     const muOff = c.muPt!.offsets;
     if (eleOff[e + 1]! - eleOff[e]! === 0 && muOff[e + 1]! - muOff[e]! === 0) return Reject.NO_LEPTON;
-    const hasEle = this.findLepton(c, 'ele', e, this.ele, true);
-    const hasMu = this.findLepton(c, 'mu', e, this.mu, false);
+    const hasEle = this.findLepton(c, ELECTRON, e, this.ele, true);
+    const hasMu = this.findLepton(c, MUON, e, this.mu, false);
     if (!hasEle && !hasMu) return Reject.NOT_ISOLATED;
     let lep: Float64Array;
     if (hasEle && hasMu) {

@@ -11,7 +11,6 @@ import {
   etaOf,
   extractFeatures,
   emptyStats,
-  FeatureExtractor,
   GRU_WIDTH,
   IsoMap,
   jetSums,
@@ -343,8 +342,6 @@ describe('output invariants', () => {
     for (let k = 0; k < 170; k++) ev.EFlowPhoton.push({ ET: 2, Eta: f(-3 - k / 1000), Phi: 1, });
     for (let k = 0; k < 230; k++) ev.EFlowNeutralHadron.push({ ET: 2, Eta: f(4 + k / 1000), Phi: -1 });
     ev.Muon.push({ PT: 40, Eta: 0, Phi: 0, Charge: 1 });
-    const x = new FeatureExtractor({});
-    void x;
     const stats = emptyStats();
     const out: ColumnBatch[] = [];
     for await (const b of extractFeatures([eventsToBatch([ev])], {}, stats)) out.push(b);
