@@ -36,3 +36,24 @@ export async function loadGru(
   }
   return jsGru();
 }
+
+/**
+ * Like loadGru(), but returns a synchronous maker of independent op instances (each with its own state, so
+ * each GRU layer of a model has its own: one batch in flight per instance).
+ */
+export async function gruFactory(
+  options: { prefer?: 'wasm' | 'js'; onFallback?: (reason: string) => void } = {},
+): Promise<{ kind: 'wasm' | 'js'; make: () => GruOp<Float32Array> }> {
+  if ((options.prefer ?? 'wasm') === 'wasm') {
+    if (!gruAvailable()) {
+      options.onFallback?.('WebAssembly SIMD is not available');
+    } else {
+      try {
+        return { kind: 'wasm', make: await GruKernel.factory() };
+      } catch (e) {
+        options.onFallback?.(`gru.wasm did not load: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+  return { kind: 'js', make: () => jsGru() };
+}

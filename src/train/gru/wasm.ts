@@ -17,6 +17,7 @@ interface WasmModule { readonly __wasmModule?: never }
 interface WasmInstance { readonly exports: Record<string, unknown> }
 interface WasmApi {
   validate(bytes: Uint8Array): boolean;
+  Instance: new (module: WasmModule, imports: object) => WasmInstance;
   compile(bytes: ArrayBufferView | ArrayBuffer): Promise<WasmModule>;
   instantiate(module: WasmModule, imports: object): Promise<WasmInstance>;
 }
@@ -83,6 +84,27 @@ export class GruKernel implements GruOp<Float32Array> {
       module.catch(() => (compiled = undefined)); // do not cache a failure (e.g. a missing file)
     }
     return new GruKernel(await api.instantiate(await module, {}));
+  }
+
+  /**
+   * Compiles the module once (as load() does) and returns a synchronous maker of kernel instances: for
+   * layers that need a kernel of their own where no await is possible (one batch in flight per instance).
+   */
+  static async factory(options: { wasm?: ArrayBufferView | ArrayBuffer | URL } = {}): Promise<() => GruKernel> {
+    const api = WA;
+    if (!api) throw new Error('gru: WebAssembly is not available');
+    const first = await GruKernel.load(options); // compiles (and caches) the module, checks it instantiates
+    const module = await (options.wasm instanceof URL
+      ? readFile(options.wasm).then((b) => api.compile(b))
+      : options.wasm
+        ? api.compile(options.wasm)
+        : compiled!);
+    let spare: GruKernel | undefined = first;
+    return () => {
+      const k = spare ?? new GruKernel(new api.Instance(module, {}));
+      spare = undefined;
+      return k;
+    };
   }
 
   private f32(): Float32Array {

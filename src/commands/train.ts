@@ -1,0 +1,143 @@
+import { Flags } from '@oclif/core';
+import cliProgress from 'cli-progress';
+import { HepMlCommand } from '../cli/base.js';
+import { UsageError } from '../errors.js';
+import { parseEngine } from '../train/engine.js';
+import { MODEL_KINDS, parseUnits, type ModelKind } from '../train/models.js';
+import { train, type TrainProgress } from '../train/trainer.js';
+
+export default class Train extends HepMlCommand {
+  static override summary = 'Train the DNN, GRU or inclusive classifier of the CERN recipe on hep-ml datasets.';
+  static override description = `Streams the training data (Arrow, Parquet, TFRecord or a shard directory; the output of hep-ml prepare) through a seeded shuffle buffer into batches, trains with Adam (Keras defaults) and categorical cross-entropy, validates after every epoch, and writes OUT as a model directory that hep-ml evaluate and serve read: model.json + weights.bin (tfjs layers format), hep-ml-model.json (inputs, classes, recipe, scaler, training parameters), metrics.jsonl, tensorboard/ event files, checkpoints/epoch-NNNN and state.json (for --resume).
+
+Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 → Masking + GRU 50 → Dropout 0.2 → 3), inclusive (GRU 50 + Dropout on HLF, concatenated → Dense 25 → 3). The GRU runs on hep-ml's fused kernel (C → WebAssembly SIMD), the rest on TensorFlow.js (--engine: node when @tensorflow/tfjs-node loads, else wasm, else cpu). See docs/commands/train.md.`;
+  static override examples = [
+    '<%= config.bin %> train --model inclusive --data prep/train.arrow --validation prep/test.arrow --out model/ --epochs 5',
+    '<%= config.bin %> train --model dnn --data train.parquet --out dnn/ --epochs 20 --lr 0.003 --units 100,50,20',
+    '<%= config.bin %> train --model inclusive --data prep/train.arrow --out model/ --epochs 10 --resume',
+  ];
+  static override flags = {
+    model: Flags.string({ description: 'the classifier', options: [...MODEL_KINDS], required: true }),
+    data: Flags.string({ description: 'training data: Arrow/Parquet/TFRecord file, shard directory, or - (stdin, one epoch)', multiple: true, required: true }),
+    validation: Flags.string({ description: 'validation data, evaluated after every epoch (loss, accuracy, AUC per class)', multiple: true }),
+    out: Flags.string({ char: 'o', description: 'the model directory to write', required: true }),
+    epochs: Flags.integer({ description: 'epochs (with --resume: the total to reach)', default: 5, min: 1 }),
+    'batch-size': Flags.integer({ description: 'rows per training step', default: 128, min: 1 }),
+    lr: Flags.string({ description: 'Adam learning rate', default: '0.001' }),
+    units: Flags.string({ description: 'layer widths: dnn hidden widths (50,20,10), gru units (50), inclusive GRU units,dense width (50,25)' }),
+    dropout: Flags.string({ description: 'dropout rate (gru, inclusive)', default: '0.2' }),
+    seed: Flags.integer({ description: 'seed of the initial weights, the shuffle and the dropout masks', default: 0 }),
+    'shuffle-buffer': Flags.integer({ description: 'rows held for shuffling (default: what fits in 128 MiB, at most 100,000; 0 keeps the file order)', min: 0 }),
+    resume: Flags.boolean({ description: "continue OUT's training from its latest checkpoint up to --epochs" }),
+    overwrite: Flags.boolean({ description: 'replace an existing, non-empty OUT' }),
+    engine: Flags.string({ description: 'tensor engine: auto (node, else wasm, else cpu), node (@tensorflow/tfjs-node), wasm, cpu', default: 'auto' }),
+    json: Flags.boolean({ description: 'print the result (epochs, metrics, paths) as JSON on stdout' }),
+    progress: Flags.string({ description: 'progress on stderr: auto (a bar per epoch on a TTY), json (JSON lines), none', options: ['auto', 'json', 'none'], default: 'auto' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Train);
+    const model = flags.model as ModelKind;
+    const lr = Number(flags.lr);
+    if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr must be a positive number, got '${flags.lr}'`);
+    const dropout = Number(flags.dropout);
+    if (!(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got '${flags.dropout}'`);
+    if (flags.resume && flags.overwrite) throw new UsageError('--resume and --overwrite contradict each other');
+    const engine = parseEngine(process.env.HEPML_ENGINE && flags.engine === 'auto' ? process.env.HEPML_ENGINE : flags.engine);
+
+    const mode = flags.progress;
+    let bar: cliProgress.SingleBar | undefined;
+    let barEpoch = 0;
+    let lastJson = 0;
+    const progress = (p: TrainProgress) => {
+      if (mode === 'json') {
+        const now = performance.now();
+        if (now - lastJson < 500) return;
+        lastJson = now;
+        process.stderr.write(JSON.stringify({ event: 'progress', stage: 'train', ...p }) + '\n');
+        return;
+      }
+      if (mode !== 'auto' || !process.stderr.isTTY) return;
+      if (!bar || barEpoch !== p.epoch) {
+        bar?.stop();
+        barEpoch = p.epoch;
+        const total = p.totalRows ?? 0;
+        bar = new cliProgress.SingleBar(
+          {
+            format: `epoch ${p.epoch}/${p.epochs} [{bar}] ${total ? '{percentage}% | ' : ''}{value}${total ? '/{total}' : ''} rows | loss {loss} | acc {acc} | {rate}/s${total ? ' | ETA {eta_formatted}' : ''}`,
+            stream: process.stderr,
+            hideCursor: true,
+            clearOnComplete: false,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(total || 1, 0, { loss: '-', acc: '-', rate: '-' });
+      }
+      if (p.totalRows && p.rows > p.totalRows) bar.setTotal(p.rows);
+      bar.update(p.rows, { loss: p.loss.toFixed(4), acc: p.accuracy.toFixed(4), rate: p.samplesPerS.toFixed(0) });
+    };
+
+    // Ctrl-C: finish the batch, keep the last epoch's checkpoint; a second Ctrl-C exits at once
+    const abort = new AbortController();
+    const onSigint = () => {
+      if (abort.signal.aborted) process.exit(130);
+      this.note('hep-ml train: interrupted; stopping (Ctrl-C again to quit at once)');
+      abort.abort(new InterruptedTraining());
+    };
+    process.on('SIGINT', onSigint);
+    let result;
+    try {
+      result = await train({
+        model,
+        data: flags.data,
+        validation: flags.validation,
+        out: flags.out,
+        epochs: flags.epochs,
+        batchSize: flags['batch-size'],
+        lr,
+        units: flags.units === undefined ? undefined : parseUnits(model, flags.units),
+        dropout,
+        seed: flags.seed,
+        shuffleRows: flags['shuffle-buffer'],
+        resume: flags.resume,
+        overwrite: flags.overwrite,
+        engine,
+        log: (l) => this.note(`hep-ml train: ${l}`),
+        progress,
+        onEpoch: (r) => {
+          bar?.stop();
+          bar = undefined;
+          const val =
+            r.val_loss === undefined
+              ? ''
+              : `; val loss ${r.val_loss.toFixed(4)}, acc ${r.val_accuracy!.toFixed(4)}, AUC ${Object.entries(r.val_auc!)
+                  .map(([c, a]) => `${c} ${a.toFixed(4)}`)
+                  .join(' ')}`;
+          this.note(`hep-ml train: epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, acc ${r.accuracy.toFixed(4)}${val} (${r.rows} rows, ${r.seconds.toFixed(1)} s, ${r.samples_per_s.toFixed(0)} samples/s)`);
+        },
+        signal: abort.signal,
+      });
+    } catch (e) {
+      bar?.stop();
+      if (e instanceof InterruptedTraining) {
+        this.note(`hep-ml train: stopped; ${flags.out} holds the last completed epoch (continue with --resume)`);
+        this.exit(130);
+      }
+      throw e;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+    this.note(`hep-ml train: model in ${result.out} (${result.epochs.length ? `epoch ${result.epochs[result.epochs.length - 1]!.epoch}` : 'no epoch'})`);
+    if (flags.json) {
+      process.stdout.write(
+        JSON.stringify({ out: result.out, model, engine: result.engine, gruKernel: result.gruKernel, params: result.params, epochs: result.epochs }) + '\n',
+      );
+    }
+  }
+}
+
+class InterruptedTraining extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
