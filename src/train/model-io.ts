@@ -10,10 +10,10 @@
  * and state.json (epoch, dropout counters, shuffle state). Every file is written under a temporary name
  * and renamed into place; a directory is staged beside its target and swapped in.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { CorruptDataError, InputNotFoundError } from '../errors.js';
+import { CorruptDataError, InputNotFoundError, UsageError } from '../errors.js';
 import { prepareGru } from './layers.js';
 import type { ModelInput, ModelKind } from './models.js';
 
@@ -127,7 +127,8 @@ export async function loadModelDir(dir: string): Promise<{ model: tf.LayersModel
 
 /**
  * Writes a complete model directory at `dir` atomically: staged in a sibling temp directory, then renamed
- * (an existing model directory at `dir` is replaced; `extra` files are written into it too).
+ * (an existing model directory at `dir` is replaced, any other non-empty directory refused; `extra` files
+ * are written into it too).
  */
 export async function saveModelDir(
   model: tf.LayersModel,
@@ -135,6 +136,16 @@ export async function saveModelDir(
   dir: string,
   extra: Record<string, string | Uint8Array> = {},
 ): Promise<void> {
+  try {
+    const entries = await readdir(dir);
+    if (entries.length > 0 && !entries.includes(META_FILE)) {
+      throw new UsageError(`${dir} exists and is not a hep-ml model directory (no ${META_FILE}): refusing to replace it`);
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new UsageError(`${dir} exists and is not a directory`);
+    if (code !== 'ENOENT') throw e;
+  }
   const stage = join(dirname(dir), `.${basename(dir)}.${process.pid}.staging`);
   await rm(stage, { recursive: true, force: true });
   try {
