@@ -471,6 +471,10 @@ await f.close();
     const name = SAMPLE[1]!;
     const src = await HttpSource.open(`${http!.url}/${name}`, { http: { timeoutMs: 500, retryBaseMs: 10, tokenDiscovery: false } });
     process.kill(http!.pid, 'SIGSTOP');
+    // signal delivery is asynchronous: wait until every thread of the server is stopped, or a request sent
+    // right away can still be answered (seen once in CI: 'completed' after 2 ms)
+    const frozen = await allThreadsStopped(http!.pid, 3000);
+    t.diagnostic(`server threads stopped: ${frozen}`);
     const t0 = Date.now();
     let outcome: unknown;
     try {
@@ -691,6 +695,25 @@ describe('XRootD faults through the CLI (hep-ml ingest URL -o FILE)', { skip }, 
     assert.deepEqual(r.left, [], 'no output file and no .part file');
   });
 });
+
+/** Polls /proc until every thread of `pid` is in state T (stopped); false when that does not happen in time. */
+async function allThreadsStopped(pid: number, timeoutMs: number): Promise<boolean | 'unknown'> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    let states: string[];
+    try {
+      states = readdirSync(`/proc/${pid}/task`).map((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      });
+    } catch {
+      return 'unknown'; // no /proc: nothing to wait on
+    }
+    if (states.length > 0 && states.every((st) => st === 'T' || st === 't')) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 function spawnSyncKill(pid: number, sig: NodeJS.Signals): void {
   try {
