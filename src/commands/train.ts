@@ -127,10 +127,11 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
     } finally {
       process.off('SIGINT', onSigint);
     }
-    this.note(`hep-ml train: model in ${result.out} (${result.epochs.length ? `epoch ${result.epochs[result.epochs.length - 1]!.epoch}` : 'no epoch'})`);
+    const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+    this.note(`hep-ml train: model in ${result.out} (${result.epochs.length ? `epoch ${result.epochs[result.epochs.length - 1]!.epoch}` : 'no epoch'}; peak memory ${peakRssMb} MB)`);
     if (flags.json) {
       process.stdout.write(
-        JSON.stringify({ out: result.out, model, engine: result.engine, gruKernel: result.gruKernel, params: result.params, epochs: result.epochs }) + '\n',
+        JSON.stringify({ out: result.out, model, engine: result.engine, gruKernel: result.gruKernel, params: result.params, peakRssMb, epochs: result.epochs }) + '\n',
       );
     }
   }

@@ -52,8 +52,10 @@ describe('hep-ml train', () => {
     const out = join(dir, 'incl');
     const r = sh(`${hepml} train --model inclusive --data ${prep}/train.arrow --validation ${prep}/test.arrow --out ${out} --epochs 4 --lr 0.003 --seed 1 --json`);
     assert.equal(r.code, 0, r.stderr);
-    const res = JSON.parse(r.stdout) as { epochs: { epoch: number; loss: number; val_auc: Record<string, number> }[]; params: number };
+    const res = JSON.parse(r.stdout) as { epochs: { epoch: number; loss: number; val_auc: Record<string, number> }[]; params: number; peakRssMb: number };
     assert.equal(res.params, 12353);
+    t.diagnostic(`peak RSS ${res.peakRssMb} MB`);
+    assert.ok(res.peakRssMb < 1024, `peak RSS ${res.peakRssMb} MB (the issue asks < 1 GB for the inclusive model at batch 128)`);
     assert.equal(res.epochs.length, 4);
     assert.ok(res.epochs[3]!.loss < res.epochs[0]!.loss, 'the training loss falls');
     t.diagnostic(r.stderr.split('\n').filter((l) => /epoch \d:/.test(l)).join('\n'));
