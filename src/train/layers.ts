@@ -94,7 +94,7 @@ export class FastGru extends tf.layers.Layer {
   override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
     const x = Array.isArray(inputs) ? inputs[0]! : inputs;
     const training = kwargs.training === true;
-    const [kernel, recurrent, bias] = this.trainableWeights.length === 3 ? this.trainableWeights : this.weights;
+    const [kernel, recurrent, bias] = this.weights; // as built: kernel, recurrent_kernel, bias
     return this.apply3(x, kernel!.read(), recurrent!.read(), bias!.read(), training);
   }
 

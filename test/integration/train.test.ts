@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,6 +113,26 @@ describe('hep-ml train', () => {
     const lines = readFileSync(join(dir, 'resumed', 'metrics.jsonl'), 'utf8').trim().split('\n');
     assert.equal(lines.length, 2);
     assert.equal(readdirSync(join(dir, 'resumed', 'tensorboard')).length, 2, 'a second event file for the resumed run');
+  });
+
+  test('Ctrl-C: stops after the current batch with exit 130; the last completed epoch stays and --resume continues from it', async () => {
+    const out = join(dir, 'interrupted');
+    const child = spawn('node', [BIN, 'train', '--model', 'dnn', '--data', `${prep}/train.arrow`, '--out', out, '--epochs', '100000', '--progress', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    for (let i = 0; i < 600 && !existsSync(join(out, 'state.json')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(join(out, 'state.json')), `no epoch completed: ${stderr}`);
+    child.kill('SIGINT');
+    assert.equal(await code, 130, stderr);
+    assert.match(stderr, /stopped; .* holds the last completed epoch \(continue with --resume\)/);
+    const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as { epoch: number };
+    assert.ok(state.epoch >= 1);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, state.epoch, 'one metrics line per committed epoch');
+    const r = sh(`${hepml} train --model dnn --data ${prep}/train.arrow --out ${out} --epochs ${state.epoch + 1} --resume --json --progress none`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as { epochs: { epoch: number }[] }).epochs.map((e) => e.epoch), Array.from({ length: state.epoch + 1 }, (_, i) => i + 1));
   });
 
   test('the DNN trains on Parquet written by convert (list<double> layout) as well as on Arrow', () => {

@@ -3,7 +3,7 @@
  * only has reset_after=false), its gradients through tf.customGrad, SeededDropout, the model builder, and
  * save → load → identical predictions.
  */
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -257,4 +257,3 @@ describe('engine and metrics', () => {
   });
 });
 
-after(() => undefined);
