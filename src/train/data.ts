@@ -221,3 +221,14 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
 export function rowBytes(spec: DataSpec): number {
   return spec.inputs.reduce((a, i) => a + 4 * width(i), 4);
 }
+
+/** The parts joined into one array of their type. */
+export function concatTyped<A extends Float32Array | Int32Array>(parts: A[], make: (n: number) => A): A {
+  const out = make(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -14,6 +14,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CorruptDataError, InputNotFoundError, UsageError } from '../errors.js';
+import { concatTyped } from './data.js';
 import { prepareGru } from './layers.js';
 import type { ModelInput, ModelKind } from './models.js';
 
@@ -95,15 +96,10 @@ export async function loadLayers(dir: string): Promise<tf.LayersModel> {
     'tfjs model',
   );
   const specs = json.weightsManifest.flatMap((g) => g.weights);
-  const parts: Uint8Array[] = [];
+  const parts: Buffer[] = [];
   for (const g of json.weightsManifest) for (const p of g.paths) parts.push(await readFile(join(dir, p)));
-  const total = parts.reduce((a, b) => a + b.length, 0);
-  const data = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    data.set(p, at);
-    at += p.length;
-  }
+  const data = new Uint8Array(Buffer.concat(parts)); // a copy of its own: fromMemory takes the whole ArrayBuffer
+  const total = data.length;
   const need = specs.reduce((a, s) => a + 4 * s.shape.reduce((x, y) => x * y, 1), 0);
   if (need !== total) throw new CorruptDataError(`weights are ${total} bytes, the manifest needs ${need}`, { file: join(dir, 'weights.bin') });
   if (JSON.stringify(json.modelTopology).includes('HepMlFastGRU')) await prepareGru();
@@ -180,13 +176,7 @@ export async function optimizerState(opt: tf.Optimizer): Promise<{ json: string;
     specs.push({ name: n.name, shape: n.tensor.shape });
     arrays.push((await n.tensor.data()) as Float32Array);
   }
-  const total = arrays.reduce((a, b) => a + b.length, 0);
-  const all = new Float32Array(total);
-  let at = 0;
-  for (const a of arrays) {
-    all.set(a, at);
-    at += a.length;
-  }
+  const all = concatTyped(arrays, (n) => new Float32Array(n));
   return { json: JSON.stringify({ optimizer: opt.getClassName(), config: opt.getConfig(), weights: specs }), bin: new Uint8Array(all.buffer) };
 }
 

@@ -18,7 +18,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { CorruptDataError, InputNotFoundError, UsageError } from '../errors.js';
 import { Rng } from '../prepare/rng.js';
 import { hepMlVersion } from '../version.js';
-import { classNamesOf, rowBytes, streamBatches, type Batch, type DataSpec } from './data.js';
+import { classNamesOf, concatTyped, rowBytes, streamBatches, type Batch, type DataSpec } from './data.js';
 import { loadEngine, type Engine, type EngineName } from './engine.js';
 import { prepareGru } from './layers.js';
 import { classMetrics, type ClassMetrics } from './metrics.js';
@@ -142,9 +142,14 @@ export function defaultShuffleRows(spec: DataSpec): number {
   return Math.max(1, Math.min(100_000, Math.floor(DEFAULT_SHUFFLE_BYTES / rowBytes(spec))));
 }
 
+/** Tensors of a batch's inputs, in model input order. */
+function inputTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[]): tfTypes.Tensor[] {
+  return inputs.map((inp, k) => tf.tensor(b.inputs[k]!, [b.rows, ...inp.shape]));
+}
+
 /** Tensors for a batch, in model input order, and one-hot labels. */
 function toTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[], classes: number): { xs: tfTypes.Tensor[]; ys: tfTypes.Tensor } {
-  const xs = inputs.map((inp, k) => tf.tensor(b.inputs[k]!, [b.rows, ...inp.shape]));
+  const xs = inputTensors(tf, b, inputs);
   const y = new Float32Array(b.rows * classes);
   for (let i = 0; i < b.rows; i++) y[i * classes + b.labels[i]!] = 1;
   return { xs, ys: tf.tensor2d(y, [b.rows, classes]) };
@@ -164,22 +169,13 @@ export async function predictDatasets(
   const labels: Int32Array[] = [];
   for await (const b of streamBatches(paths, { inputs, classes }, { batchSize: o.batchSize ?? 512, shuffleRows: 0 })) {
     if (o.signal?.aborted) throw o.signal.reason;
-    const xs = inputs.map((inp, k) => tf.tensor(b.inputs[k]!, [b.rows, ...inp.shape]));
+    const xs = inputTensors(tf, b, inputs);
     const p = model.predict(xs.length === 1 ? xs[0]! : xs) as tfTypes.Tensor;
     probs.push(p.dataSync() as Float32Array);
-    labels.push(b.labels.slice());
+    labels.push(b.labels); // every batch has arrays of its own
     tf.dispose([...xs, p]);
   }
-  const n = labels.reduce((a, l) => a + l.length, 0);
-  const prob = new Float32Array(n * classes);
-  const lab = new Int32Array(n);
-  let at = 0;
-  for (let i = 0; i < probs.length; i++) {
-    prob.set(probs[i]!, at * classes);
-    lab.set(labels[i]!, at);
-    at += labels[i]!.length;
-  }
-  return { prob, labels: lab };
+  return { prob: concatTyped(probs, (n) => new Float32Array(n)), labels: concatTyped(labels, (n) => new Int32Array(n)) };
 }
 
 async function readState(out: string): Promise<TrainState> {
