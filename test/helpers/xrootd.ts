@@ -127,7 +127,17 @@ export async function startXrootd(dir: string, opts: XrootdOptions = {}): Promis
   if (opts.tls) args.push('--tls');
   if (opts.trace) args.push('--trace');
   for (const l of opts.extra ?? []) args.push('--extra', l);
-  const { stdout } = await run(args, 60_000);
+  // xrootd 5.5 occasionally dies during startup (a segfault seen once in CI with --tls): try again, twice
+  let stdout = '';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ({ stdout } = await run(args, 60_000));
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !/exited during startup/.test((e as Error).message)) throw e;
+      console.error(`xrootd exited during startup (attempt ${attempt}); starting it again`);
+    }
+  }
   const kv = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
