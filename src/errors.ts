@@ -90,3 +90,12 @@ export class UnsupportedError extends HepMlError {
 export function isHepMlError(e: unknown): e is HepMlError {
   return e instanceof HepMlError;
 }
+
+/** Distributed training failed: a worker reported an error (its exit code is kept), or no worker is left. */
+export class DistributedError extends HepMlError {
+  override readonly exitCode: ExitCodeValue;
+  constructor(message: string, exitCode: ExitCodeValue = ExitCode.IO, context: ErrorContext = {}) {
+    super(message, context);
+    this.exitCode = exitCode;
+  }
+}

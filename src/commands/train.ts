@@ -5,6 +5,10 @@ import { UsageError } from '../errors.js';
 import { parseEngine } from '../train/engine.js';
 import { MODEL_KINDS, parseUnits, type ModelKind } from '../train/models.js';
 import { train, type TrainProgress } from '../train/trainer.js';
+import type { DistributedOptions } from '../train/distributed/coordinator.js';
+import { DEFAULT_ELASTIC_LR, DEFAULT_MOMENTUM, DEFAULT_RHO, STRATEGIES, strategyParams, type Strategy } from '../train/distributed/strategies.js';
+import { parseAddress } from '../train/distributed/transport.js';
+import { runWorker } from '../train/distributed/worker.js';
 
 export default class Train extends HepMlCommand {
   static override summary = 'Train the DNN, GRU or inclusive classifier of the CERN recipe on hep-ml datasets.';
@@ -17,10 +21,10 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
     '<%= config.bin %> train --model inclusive --data prep/train.arrow --out model/ --epochs 10 --resume',
   ];
   static override flags = {
-    model: Flags.string({ description: 'the classifier', options: [...MODEL_KINDS], required: true }),
-    data: Flags.string({ description: 'training data: Arrow/Parquet/TFRecord file, shard directory, or - (stdin, one epoch)', multiple: true, required: true }),
+    model: Flags.string({ description: 'the classifier (required, except with --join)', options: [...MODEL_KINDS] }),
+    data: Flags.string({ description: 'training data: Arrow/Parquet/TFRecord file, shard directory, or - (stdin, one epoch) (required, except with --join)', multiple: true }),
     validation: Flags.string({ description: 'validation data, evaluated after every epoch (loss, accuracy, AUC per class)', multiple: true }),
-    out: Flags.string({ char: 'o', description: 'the model directory to write', required: true }),
+    out: Flags.string({ char: 'o', description: 'the model directory to write (required, except with --join)' }),
     epochs: Flags.integer({ description: 'epochs (with --resume: the total to reach)', default: 5, min: 1 }),
     'batch-size': Flags.integer({ description: 'rows per training step', default: 128, min: 1 }),
     lr: Flags.string({ description: 'Adam learning rate', default: '0.001' }),
@@ -33,19 +37,73 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
     engine: Flags.string({ description: 'tensor engine: auto (node, else wasm, else cpu), node (@tensorflow/tfjs-node), wasm, cpu', default: 'auto' }),
     json: Flags.boolean({ description: 'print the result (epochs, metrics, paths) as JSON on stdout' }),
     progress: Flags.string({ description: 'progress on stderr: auto (a bar per epoch on a TTY), json (JSON lines), none', options: ['auto', 'json', 'none'], default: 'auto' }),
+    workers: Flags.integer({ description: 'train across N worker processes (one per core); this process coordinates', min: 1, helpGroup: 'DISTRIBUTED' }),
+    strategy: Flags.string({ description: 'with --workers: sync (all-reduce of gradients) or a parameter-server strategy', options: [...STRATEGIES], default: 'sync', helpGroup: 'DISTRIBUTED' }),
+    'communication-window': Flags.integer({ description: 'parameter-server strategies: local steps between exchanges (default: downpour 5, adag 12, dynsgd 5, aeasgd/eamsgd 32)', min: 1, helpGroup: 'DISTRIBUTED' }),
+    rho: Flags.string({ description: 'aeasgd/eamsgd: elastic force ρ (α = ρ × --elastic-lr)', default: String(DEFAULT_RHO), helpGroup: 'DISTRIBUTED' }),
+    'elastic-lr': Flags.string({ description: 'aeasgd/eamsgd: the elastic learning rate η', default: String(DEFAULT_ELASTIC_LR), helpGroup: 'DISTRIBUTED' }),
+    momentum: Flags.string({ description: 'eamsgd: momentum μ', default: String(DEFAULT_MOMENTUM), helpGroup: 'DISTRIBUTED' }),
+    'lr-scaling': Flags.string({ description: 'linear: multiply --lr by the number of workers', options: ['none', 'linear'], default: 'none', helpGroup: 'DISTRIBUTED' }),
+    coordinator: Flags.string({ description: 'listen on HOST:PORT (TCP) for --workers N remote workers instead of spawning local ones', helpGroup: 'DISTRIBUTED' }),
+    join: Flags.string({ description: 'run as a worker of the coordinator at HOST:PORT (everything else comes from the coordinator)', helpGroup: 'DISTRIBUTED', exclusive: ['coordinator', 'workers', 'model', 'data', 'out', 'validation', 'resume'] }),
+    rank: Flags.integer({ description: 'with --join: this worker\'s rank (0..N-1; default: the coordinator assigns one)', min: 0, dependsOn: ['join'], helpGroup: 'DISTRIBUTED' }),
+    transport: Flags.string({ description: 'local workers: ipc (Unix sockets) or tcp (loopback)', options: ['ipc', 'tcp'], default: 'ipc', helpGroup: 'DISTRIBUTED' }),
+    'heartbeat-timeout': Flags.integer({ description: 'seconds of silence after which a worker counts as lost (dead processes are noticed at once)', default: 30, min: 1, helpGroup: 'DISTRIBUTED' }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Train);
+    if (flags.join !== undefined) {
+      try {
+        parseAddress(flags.join);
+      } catch (e) {
+        throw new UsageError(`--join: ${(e as Error).message}`);
+      }
+      // a worker: its stdout stays empty; the coordinator reports progress
+      await runWorker({ join: flags.join, rank: flags.rank, log: (l) => this.note(`hep-ml train worker: ${l}`) });
+      return;
+    }
+    for (const f of ['model', 'data', 'out'] as const) if (flags[f] === undefined) throw new UsageError(`--${f} is required (or run a worker with --join HOST:PORT)`);
+    if (flags.coordinator !== undefined && flags.workers === undefined) throw new UsageError('--coordinator needs --workers N (how many workers to wait for)');
     const model = flags.model as ModelKind;
     const lr = Number(flags.lr);
     if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr must be a positive number, got '${flags.lr}'`);
     const dropout = Number(flags.dropout);
     if (!(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got '${flags.dropout}'`);
     if (flags.resume && flags.overwrite) throw new UsageError('--resume and --overwrite contradict each other');
+    const mode = flags.progress;
+    let distributed: DistributedOptions | undefined;
+    if (flags.workers !== undefined) {
+      const num = (name: string, v: string) => {
+        const x = Number(v);
+        if (!Number.isFinite(x)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+        return x;
+      };
+      let params;
+      try {
+        params = strategyParams(flags.strategy as Strategy, {
+          window: flags['communication-window'],
+          rho: num('rho', flags.rho),
+          momentum: num('momentum', flags.momentum),
+          elasticLr: num('elastic-lr', flags['elastic-lr']),
+        });
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      distributed = {
+        workers: flags.workers,
+        strategy: params,
+        lrScaling: flags['lr-scaling'] as 'none' | 'linear',
+        coordinator: flags.coordinator,
+        transport: flags.transport as 'ipc' | 'tcp',
+        heartbeatTimeoutMs: flags['heartbeat-timeout'] * 1000,
+        onEvent: mode === 'json' ? (e) => process.stderr.write(JSON.stringify({ ...e, stage: 'train' }) + '\n') : undefined,
+      };
+    } else if (flags.strategy !== 'sync' || flags['communication-window'] !== undefined) {
+      throw new UsageError('--strategy and --communication-window need --workers N');
+    }
     const engine = parseEngine(process.env.HEPML_ENGINE && flags.engine === 'auto' ? process.env.HEPML_ENGINE : flags.engine);
 
-    const mode = flags.progress;
     let bar: cliProgress.SingleBar | undefined;
     let barEpoch = 0;
     let lastJson = 0;
@@ -89,9 +147,9 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
     try {
       result = await train({
         model,
-        data: flags.data,
+        data: flags.data!,
         validation: flags.validation,
-        out: flags.out,
+        out: flags.out!,
         epochs: flags.epochs,
         batchSize: flags['batch-size'],
         lr,
@@ -116,6 +174,7 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
           this.note(`hep-ml train: epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, acc ${r.accuracy.toFixed(4)}${val} (${r.rows} rows, ${r.seconds.toFixed(1)} s, ${r.samples_per_s.toFixed(0)} samples/s)`);
         },
         signal: abort.signal,
+        distributed,
       });
     } catch (e) {
       bar?.stop();

@@ -164,6 +164,23 @@ async function openFile(path: string, format: OutputFormat, fields?: Field[]): P
 }
 
 /**
+ * The files a dataset path reads, in order: the shard files of a directory with a manifest, else the path
+ * itself ('-' included). Distributed training assigns these to workers.
+ */
+export async function datasetPieces(path: string): Promise<string[]> {
+  if (path === '-') return [path];
+  let isDir = false;
+  try {
+    isDir = (await stat(path)).isDirectory();
+  } catch {
+    return [path]; // openDataset reports it
+  }
+  if (!isDir) return [path];
+  const m = await readManifest(path);
+  return m.files.map((f) => join(path, f.path));
+}
+
+/**
  * Opens any input hep-ml writes: '-' (an Arrow IPC stream on stdin), an Arrow IPC / Parquet / TFRecord
  * file (detected from its bytes), or a sharded directory with `_manifest.json`.
  */

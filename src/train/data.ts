@@ -7,7 +7,7 @@
  * right length (e.g. Parquet written with `--layout sparkdltrigger`), of any numeric type. Labels come from
  * `label` (integer class index) or else `encoded_label` (one-hot; the arg-max is taken).
  */
-import { openDataset } from '../convert/dataset.js';
+import { datasetPieces, openDataset } from '../convert/dataset.js';
 import type { BatchSource, Field } from '../convert/types.js';
 import { SchemaMismatchError, UsageError } from '../errors.js';
 import { Rng } from '../prepare/rng.js';
@@ -126,6 +126,21 @@ export interface StreamOptions {
   onSource?: (source: BatchSource, path: string) => void;
   /** Called after each input batch with the number of rows read. */
   onRead?: (rows: number) => void;
+  /**
+   * Read only shard `index` of `count` (distributed training): with at least `count` files (a shard
+   * directory counts its files) file i goes to worker i mod count; with fewer, every worker reads the files
+   * and keeps input batches (record batches, row groups) g with g mod count = index.
+   */
+  shard?: { index: number; count: number };
+}
+
+/** Which files a worker of a sharded stream opens, and whether it keeps every batch of them. */
+export async function shardPlan(paths: string[], shard?: { index: number; count: number }): Promise<{ files: string[]; byBatch: boolean }> {
+  if (!shard || shard.count <= 1) return { files: paths, byBatch: false };
+  if (!(shard.index >= 0 && shard.index < shard.count)) throw new RangeError(`shard ${shard.index} of ${shard.count}`);
+  const pieces = (await Promise.all(paths.map((p) => datasetPieces(p)))).flat();
+  if (pieces.length >= shard.count) return { files: pieces.filter((_, i) => i % shard.count === shard.index), byBatch: false };
+  return { files: pieces, byBatch: true };
 }
 
 /**
@@ -145,12 +160,15 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
   const fresh = (): Batch => ({ inputs: widths.map((w) => new Float32Array(o.batchSize * w)), labels: new Int32Array(o.batchSize), rows: 0 });
   const full = (): boolean => out !== undefined && out.rows === o.batchSize;
 
-  for (const path of paths) {
+  const plan = await shardPlan(paths, o.shard);
+  let g = 0;
+  for (const path of plan.files) {
     const { source } = await openDataset(path);
     try {
       checkFields(source.fields, spec, source.name);
       o.onSource?.(source, path);
       for await (const batch of source.batches()) {
+        if (plan.byBatch && g++ % o.shard!.count !== o.shard!.index) continue;
         const rows = batch.columns.length ? columnRows(batch.columns[0]!.data) : 0;
         const where = (col: string) => () => `${source.name}, column ${col}`;
         const copiers = spec.inputs.map((inp, k) => {

@@ -161,6 +161,12 @@ export class SeededDropout extends tf.layers.Layer {
   readonly seed: number;
   /** Training calls so far (the next mask is drawn from (seed, calls)). Saved in checkpoints. */
   calls = 0;
+  /**
+   * Synchronous data parallelism: this replica's rows are rows [offset, offset + batch) of a global batch of
+   * `total` rows. The mask is drawn for the global batch and sliced, so N replicas of batch B apply exactly
+   * the masks one process with batch N×B would.
+   */
+  shard?: { offset: number; total: number };
 
   constructor(args: SeededDropoutArgs) {
     super(args as unknown as ConstructorParameters<typeof tf.layers.Layer>[0]);
@@ -180,8 +186,14 @@ export class SeededDropout extends tf.layers.Layer {
     const k = this.calls++;
     // a distinct seed per call: (seed, k) mixed into 31 bits
     const s = (Math.imul(this.seed ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(k + 1, 0x85ebca6b)) >>> 1;
+    const sh = this.shard;
     return tf.tidy(() => {
-      const keep = tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', s), this.rate);
+      let u: Tensor;
+      if (sh && sh.offset + x.shape[0]! <= sh.total) {
+        const all = tf.randomUniform([sh.total, ...x.shape.slice(1)], 0, 1, 'float32', s);
+        u = tf.slice(all, [sh.offset, ...x.shape.slice(1).map(() => 0)], x.shape);
+      } else u = tf.randomUniform(x.shape, 0, 1, 'float32', s);
+      const keep = tf.greaterEqual(u, this.rate);
       return tf.mul(x, tf.div(tf.cast(keep, 'float32'), 1 - this.rate));
     });
   }

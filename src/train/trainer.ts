@@ -45,6 +45,8 @@ import {
   type ModelMeta,
 } from './model-io.js';
 import { EventFileWriter } from './tensorboard.js';
+import { Coordinator, type DistributedOptions } from './distributed/coordinator.js';
+import { openDataset } from '../convert/dataset.js';
 
 export const STATE_FORMAT = 'hep-ml/train-state';
 /** Default memory for the shuffle buffer. */
@@ -76,6 +78,8 @@ export interface TrainOptions {
   onEpoch?: (r: EpochRecord) => void;
   /** Stop between batches (the last completed epoch's checkpoint stays). */
   signal?: AbortSignal;
+  /** Train across worker processes (src/train/distributed); this process coordinates. */
+  distributed?: DistributedOptions;
 }
 
 export interface TrainProgress {
@@ -102,6 +106,8 @@ export interface EpochRecord {
   samples_per_s: number;
   lr: number;
   wall_time: string;
+  /** Distributed runs: strategy, workers, steps, all-reduce time or parameter-server statistics. */
+  [extra: string]: unknown;
 }
 
 export interface TrainResult {
@@ -121,6 +127,7 @@ interface TrainState {
   rowsPerEpoch?: number;
   dropoutCalls: number[];
   settings: { model: ModelKind; units: number[]; seed: number; classes: string[]; dropout: number };
+  distributed?: { strategy: string; workers: number };
 }
 
 const pad4 = (n: number) => String(n).padStart(4, '0');
@@ -143,12 +150,12 @@ export function defaultShuffleRows(spec: DataSpec): number {
 }
 
 /** Tensors of a batch's inputs, in model input order. */
-function inputTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[]): tfTypes.Tensor[] {
+export function inputTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[]): tfTypes.Tensor[] {
   return inputs.map((inp, k) => tf.tensor(b.inputs[k]!, [b.rows, ...inp.shape]));
 }
 
 /** Tensors for a batch, in model input order, and one-hot labels. */
-function toTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[], classes: number): { xs: tfTypes.Tensor[]; ys: tfTypes.Tensor } {
+export function toTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[], classes: number): { xs: tfTypes.Tensor[]; ys: tfTypes.Tensor } {
   const xs = inputTensors(tf, b, inputs);
   const y = new Float32Array(b.rows * classes);
   for (let i = 0; i < b.rows; i++) y[i * classes + b.labels[i]!] = 1;
@@ -254,18 +261,31 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     streamBatches(o.data, specFor(classes), { batchSize, shuffleRows, rng: new Rng(seed, `shuffle/${epoch}`), onSource });
 
   // peek at the first source's metadata without consuming rows: open the stream, take its first batch
+  // (distributed: the workers stream; here only the metadata is read)
   const classesGuess = classNames?.length ?? 3;
-  let stream = epochStream(startEpoch, classesGuess);
-  let first = await stream.next();
-  classNames ??= (firstMeta && classNamesOf(firstMeta)) ?? ['qcd', 'ttbar', 'wjets'];
-  if (classNames.length !== classesGuess) {
-    await stream.return(undefined);
-    sourceRows = 0;
-    stream = epochStream(startEpoch, classNames.length);
+  let stream: AsyncGenerator<Batch>;
+  let first: IteratorResult<Batch>;
+  if (o.distributed) {
+    if (o.data.includes('-')) throw new UsageError('distributed training reads its data from files: standard input cannot be shared between workers');
+    const { source } = await openDataset(o.data[0]!);
+    firstMeta = source.metadata;
+    await source.close();
+    classNames ??= classNamesOf(firstMeta) ?? ['qcd', 'ttbar', 'wjets'];
+    stream = (async function* () {})();
+    first = { done: true, value: undefined };
+  } else {
+    stream = epochStream(startEpoch, classesGuess);
     first = await stream.next();
+    classNames ??= (firstMeta && classNamesOf(firstMeta)) ?? ['qcd', 'ttbar', 'wjets'];
+    if (classNames.length !== classesGuess) {
+      await stream.return(undefined);
+      sourceRows = 0;
+      stream = epochStream(startEpoch, classNames.length);
+      first = await stream.next();
+    }
+    if (first.done) throw new UsageError(`no rows in the training data (${o.data.join(', ')})`);
   }
   const classes = classNames.length;
-  if (first.done) throw new UsageError(`no rows in the training data (${o.data.join(', ')})`);
 
   // ---- model
   let model: tfTypes.LayersModel;
@@ -284,6 +304,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     optimizer = compileModel(model, lr);
   }
   const params = countParams(model);
+  let coord: Coordinator | undefined;
+  let lrNow = lr;
   log(`${o.model} model: ${params.toLocaleString('en-US')} parameters, inputs ${inputs.map((i) => `${i.column}[${i.shape.join('×')}]`).join(' + ')}, ${classes} classes (${classNames.join(', ')})`);
   log(`batch ${batchSize}, Adam lr ${lr}, shuffle buffer ${shuffleRows.toLocaleString('en-US')} rows, seed ${seed}`);
 
@@ -325,6 +347,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         gruKernel,
         data: o.data.map((p) => (p === '-' ? p : resolve(p))),
         validation: o.validation?.map((p) => resolve(p)),
+        ...(o.distributed
+          ? { distributed: { ...o.distributed.strategy, workers: o.distributed.workers, lrScaling: o.distributed.lrScaling ?? 'none', workerLr: lrNow } }
+          : {}),
         final: last,
       },
     };
@@ -346,8 +371,32 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const tb = await EventFileWriter.open(join(out, 'tensorboard'));
 
   try {
+    if (o.distributed) {
+      const d = o.distributed;
+      coord = await Coordinator.start(
+        d,
+        {
+          model: o.model,
+          units,
+          classes,
+          dropout,
+          seed,
+          lr,
+          batchSize,
+          shuffleRows,
+          data: d.coordinator === undefined ? o.data.map((p) => resolve(p)) : o.data,
+          engine: eng.name,
+          gruKernel: o.gruKernel,
+        },
+        log,
+        o.signal,
+      );
+      lrNow = coord.lr;
+      log(`strategy ${d.strategy.strategy}${d.strategy.strategy === 'sync' ? '' : `, communication window ${d.strategy.window}`}${d.strategy.strategy === 'aeasgd' || d.strategy.strategy === 'eamsgd' ? `, rho ${d.strategy.rho}, elastic lr ${d.strategy.elasticLr}` : ''}${d.strategy.strategy === 'eamsgd' ? `, momentum ${d.strategy.momentum}` : ''}; ${d.workers} worker(s), learning rate ${lrNow}${d.lrScaling === 'linear' ? ' (scaled linearly)' : ''}`);
+    }
+
     for (let epoch = startEpoch; epoch <= o.epochs; epoch++) {
-      if (epoch > startEpoch) {
+      if (epoch > startEpoch && !coord) {
         sourceRows = 0;
         stream = epochStream(epoch, classes);
         first = await stream.next();
@@ -357,6 +406,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       let lossSum = 0;
       let accSum = 0;
       let res = first;
+      let extra: Record<string, unknown> = {};
+      if (coord) {
+        const r = await coord.runEpoch(epoch, model, optimizer, dropoutLayers(model), {
+          signal: o.signal,
+          progress: (n, l, a) => {
+            if (n === 0) return;
+            o.progress?.({ epoch, epochs: o.epochs, rows: n, totalRows: rowsKnown ?? (sourceRows || undefined), loss: l / n, accuracy: a / n, samplesPerS: n / ((performance.now() - t0) / 1000) });
+          },
+        });
+        rows = r.rows;
+        lossSum = r.lossSum;
+        accSum = r.accSum;
+        extra = r.extra;
+        if (rows === 0) throw new UsageError(`no rows in the training data (${o.data.join(', ')})`);
+      }
       while (!res.done) {
         if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
         const b = res.value;
@@ -393,8 +457,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         accuracy: accSum / rows,
         seconds: +seconds.toFixed(3),
         samples_per_s: +(rows / seconds).toFixed(1),
-        lr,
+        lr: lrNow,
         wall_time: new Date().toISOString(),
+        ...extra,
       };
       if (o.validation?.length) {
         const v = await predictDatasets(model, inputs, classes, o.validation, { signal: o.signal });
@@ -424,6 +489,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         rowsPerEpoch: rows,
         dropoutCalls: drops,
         settings: { model: o.model, units, seed, classes: classNames, dropout },
+        ...(o.distributed ? { distributed: { strategy: o.distributed.strategy.strategy, workers: o.distributed.workers } } : {}),
       };
       await writeFileAtomic(join(out, 'state.json'), JSON.stringify(st, null, 2) + '\n');
 
@@ -444,6 +510,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     throw e;
   } finally {
     await tb.close();
+    await coord?.close();
   }
   const meta = metaFor(history.length ? history[history.length - 1]!.epoch : 0, history);
   return { out, epochs: history, engine: eng.name, gruKernel, params, meta };
