@@ -23,13 +23,13 @@ export abstract class HepMlCommand extends Command {
     // A consumer that stopped reading (`hep-ml ingest ... | head`) is not a failure.
     if (isBrokenPipe(err)) this.exit(ExitCode.OK);
     if (isHepMlError(err)) {
-      this.note(`hep-ml ${this.id ?? ''}: ${err.describe()}`.replace(/ +:/, ':'));
+      this.note(`hep-ml ${(this.id ?? '').replaceAll(':', ' ')}: ${err.describe()}`.replace(/ +:/, ':'));
       if (process.env.HEPML_DEBUG && err.stack) this.note(err.stack);
       this.exit(err.exitCode);
     }
     // oclif's own errors (unknown flag, missing argument, exit) keep their handling and codes.
     if (err.oclif || (err as { code?: string }).code?.startsWith?.('EEXIT')) return super.catch(err);
-    this.note(`hep-ml ${this.id ?? ''}: internal error: ${err.message}${process.env.HEPML_DEBUG ? '' : ' (run with HEPML_DEBUG=1 for details)'}`);
+    this.note(`hep-ml ${(this.id ?? '').replaceAll(':', ' ')}: internal error: ${err.message}${process.env.HEPML_DEBUG ? '' : ' (run with HEPML_DEBUG=1 for details)'}`);
     if (process.env.HEPML_DEBUG && err.stack) this.note(err.stack);
     this.exit(ExitCode.INTERNAL);
   }

@@ -59,8 +59,15 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
       } catch (e) {
         throw new UsageError(`--join: ${(e as Error).message}`);
       }
-      // a worker: its stdout stays empty; the coordinator reports progress
-      await runWorker({ join: flags.join, rank: flags.rank, log: (l) => this.note(`hep-ml train worker: ${l}`) });
+      // a worker: its stdout stays empty; the coordinator reports progress. SIGTERM (Kubernetes deleting the
+      // pod; as PID 1 node would ignore it) ends it at once: the coordinator carries on without it.
+      const onTerm = () => process.exit(143);
+      process.once('SIGTERM', onTerm);
+      try {
+        await runWorker({ join: flags.join, rank: flags.rank, log: (l) => this.note(`hep-ml train worker: ${l}`) });
+      } finally {
+        process.off('SIGTERM', onTerm);
+      }
       return;
     }
     for (const f of ['model', 'data', 'out'] as const) if (flags[f] === undefined) throw new UsageError(`--${f} is required (or run a worker with --join HOST:PORT)`);
@@ -140,9 +147,16 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
     const onSigint = () => {
       if (abort.signal.aborted) process.exit(130);
       this.note('hep-ml train: interrupted; stopping (Ctrl-C again to quit at once)');
-      abort.abort(new InterruptedTraining());
+      abort.abort(new InterruptedTraining(130));
     };
     process.on('SIGINT', onSigint);
+    // SIGTERM (kill, Kubernetes): stop as on Ctrl-C, keeping the last completed epoch
+    const onSigterm = () => {
+      if (abort.signal.aborted) process.exit(143);
+      this.note('hep-ml train: terminated; stopping');
+      abort.abort(new InterruptedTraining(143));
+    };
+    process.on('SIGTERM', onSigterm);
     let result;
     try {
       result = await train({
@@ -180,11 +194,12 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
       bar?.stop();
       if (e instanceof InterruptedTraining) {
         this.note(`hep-ml train: stopped; ${flags.out} holds the last completed epoch (continue with --resume)`);
-        this.exit(130);
+        this.exit(e.exitCode);
       }
       throw e;
     } finally {
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigterm);
     }
     const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     this.note(`hep-ml train: model in ${result.out} (${result.epochs.length ? `epoch ${result.epochs[result.epochs.length - 1]!.epoch}` : 'no epoch'}; peak memory ${peakRssMb} MB)`);
@@ -197,7 +212,7 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
 }
 
 class InterruptedTraining extends Error {
-  constructor() {
+  constructor(readonly exitCode: number) {
     super('interrupted');
   }
 }

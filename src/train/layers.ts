@@ -162,9 +162,9 @@ export class SeededDropout extends tf.layers.Layer {
   /** Training calls so far (the next mask is drawn from (seed, calls)). Saved in checkpoints. */
   calls = 0;
   /**
-   * Synchronous data parallelism: this replica's rows are rows [offset, offset + batch) of a global batch of
-   * `total` rows. The mask is drawn for the global batch and sliced, so N replicas of batch B apply exactly
-   * the masks one process with batch N×B would.
+   * The rows this call's batch has within a full (global) batch of `total` rows: [offset, offset + batch).
+   * The mask is drawn for the full batch and sliced, so N synchronous replicas of batch B apply exactly the
+   * masks one process with batch N×B would, and a short last batch gets the first rows of a full batch's mask.
    */
   shard?: { offset: number; total: number };
 

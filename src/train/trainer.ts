@@ -303,6 +303,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     model = await buildModel(o.model, { units, classes, dropout, seed });
     optimizer = compileModel(model, lr);
   }
+  // a short last batch draws the rows of a full batch's masks it has (what N synchronous replicas do)
+  for (const d of dropoutLayers(model)) d.shard = { offset: 0, total: batchSize };
   const params = countParams(model);
   let coord: Coordinator | undefined;
   let lrNow = lr;

@@ -44,6 +44,7 @@ export class Ring {
       const recvC = gather ? mod(this.rank - k) : mod(this.rank - k - 1);
       const [a, b] = this.bounds(sendC, n);
       const sent = this.next!.send({ t: 'ar', seq, s }, [buf.subarray(a, b)]);
+      sent.catch(() => undefined); // awaited below; a receive failure may come first
       const f = await this.prev!.recv();
       if (f.head.t !== 'ar' || f.head.seq !== seq || f.head.s !== s) {
         throw new RingError(`all-reduce out of step: expected ${seq}/${s}, got ${String(f.head.t)} ${String(f.head.seq)}/${String(f.head.s)}`);

@@ -17,7 +17,7 @@ export interface Frame {
   parts: Uint8Array[];
 }
 
-const align8 = (n: number) => (n + 7) & ~7;
+const align8 = (n: number) => Math.ceil(n / 8) * 8; // not bitwise: sizes may exceed 2³¹ (refused later)
 
 /** Encodes a frame as a list of buffers (the parts are not copied). */
 export function encodeFrame(head: Frame['head'], parts: ArrayBufferView[] = []): Buffer[] {

@@ -62,7 +62,9 @@ export class GradientCapture extends tf.Optimizer {
 
   /** Learns the variables (names, shapes, order) trainOnBatch will hand over, before any step. */
   prime(model: tf.LayersModel): void {
-    const vars = (model as unknown as { collectedTrainableWeights?: { read(): tf.Variable }[] }).collectedTrainableWeights;
+    type Compiled = { collectedTrainableWeights?: { read(): tf.Variable }[]; model?: Compiled };
+    const m = model as unknown as Compiled;
+    const vars = m.collectedTrainableWeights ?? m.model?.collectedTrainableWeights; // a Sequential keeps them on its inner model
     if (!vars) throw new Error('GradientCapture.prime: compile the model first');
     const vs = vars.map((w) => w.read());
     this.names = vs.map((v) => v.name);

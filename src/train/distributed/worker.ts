@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { HepMlError } from '../../errors.js';
+import { DistributedError, ExitCode, HepMlError } from '../../errors.js';
 import { Rng } from '../../prepare/rng.js';
 import { hepMlVersion } from '../../version.js';
 import { streamBatches, type Batch } from '../data.js';
@@ -30,7 +30,7 @@ export interface WorkerOptions {
   rank?: number;
   /** Where ring peers connect (TCP): HOST:PORT to listen on; default 0.0.0.0 on a free port. */
   ringListen?: string;
-  /** How long to keep trying to reach the coordinator. */
+  /** How long to keep trying to reach the coordinator (default: 10 min over TCP, 2 min locally). */
   connectTimeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -68,7 +68,8 @@ class EpochAborted extends Error {}
 export async function runWorker(o: WorkerOptions): Promise<void> {
   const log = o.log ?? (() => undefined);
   const addr = parseAddress(o.join);
-  const conn = await connect(addr, { timeoutMs: o.connectTimeoutMs ?? 120_000 });
+  // a remote coordinator may start later than its workers (Kubernetes starts pods in any order)
+  const conn = await connect(addr, { timeoutMs: o.connectTimeoutMs ?? (addr.kind === 'tcp' ? 600_000 : 120_000) });
 
   // ---- the ring listener: predecessors connect here and introduce themselves with {t:'ring', gen}
   const prevs = new Map<number, { conn?: Conn; wait?: (c: Conn) => void }>();
@@ -127,7 +128,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   let hb: NodeJS.Timeout | undefined;
   try {
     const cf = await inbox.next();
-    if (cf.head.t === 'stop') return;
+    if (cf.head.t === 'stop') throw new DistributedError(`the coordinator at ${o.join} refused this worker (${String(cf.head.reason ?? 'stopped')})`, ExitCode.USAGE);
     if (cf.head.t !== 'config') throw new Error(`protocol: expected 'config', got '${cf.head.t}'`);
     const cfg = cf.head as unknown as ConfigMsg;
     hb = setInterval(() => conn.post({ t: 'hb' }), cfg.heartbeatMs);
@@ -229,7 +230,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           lastGen = -1;
           drops.forEach((d, i) => {
             d.calls = h.dropoutCalls[i] ?? 0;
-            d.shard = h.count > 1 ? { offset: h.index * B, total: h.count * B } : undefined;
+            d.shard = { offset: h.index * B, total: h.count * B };
           });
           let ring: Ring;
           if (h.count > 1) {
@@ -258,11 +259,11 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             } else {
               more = false;
               buf.fill(0);
-              for (const d of drops) d.calls++; // the step a replica with data takes draws a mask
             }
             await ring.allReduce(buf.subarray(0, P + 3), steps);
             const N = buf[P]!;
             if (N === 0) break;
+            if (r.done) for (const d of drops) d.calls++; // the other replicas' forward pass drew a mask this step
             if (h.count > 1) for (let i = 0; i < P; i++) buf[i] = buf[i]! / N;
             const grads = capture.tensors(buf.subarray(0, P));
             adam.applyGradients(grads);
@@ -305,6 +306,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         } else {
           // ---- asynchronous: local steps, exchanges by the strategy's rule
           rule!.begin(f32(f.parts[0]), h.updates ?? 0);
+          for (const d of drops) d.shard = { offset: 0, total: B };
           drops.forEach((d, i) => (d.calls = Math.max(d.calls, h.dropoutCalls[i] ?? 0)));
           let commits0 = rule!.commits;
           let pulls0 = rule!.pulls;
