@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { BIN } from '../helpers/cli.js';
+import { createLab, netnsAvailable } from '../helpers/netns.js';
 import { train } from '../../src/train/trainer.js';
 import { strategyParams, STRATEGIES, type Strategy } from '../../src/train/distributed/strategies.js';
 
@@ -280,6 +281,48 @@ describe('hep-ml train --workers', () => {
     // same bits as local workers over Unix sockets
     await train({ model: 'dnn', data: [join(prep, 'train.arrow')], out: join(dir, 'remote-local'), epochs: 2, seed: 1, distributed: { workers: 2, strategy: strategyParams('sync') } });
     assert.deepEqual(readFileSync(join(dir, 'remote', 'weights.bin')), readFileSync(join(dir, 'remote-local', 'weights.bin')));
+  });
+
+  test('multi-host: coordinator and two workers in separate network namespaces (veth + bridge) train over TCP', async (t) => {
+    const why = await netnsAvailable();
+    if (why) {
+      console.error(`SKIPPING the network-namespace training test: ${why}`);
+      t.skip(why);
+      return;
+    }
+    const lab = await createLab(['coord', 'w0', 'w1']);
+    try {
+      const addr = `${lab.ip('coord')}:7777`;
+      const out = join(dir, 'netns');
+      const run = (host: string, args: string[]) =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const c = lab.spawn(host, process.execPath, [BIN, 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          c.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+          c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+          c.on('close', (code) => resolve({ code, stdout, stderr }));
+        });
+      // the workers start first: they keep trying until the coordinator listens
+      const workers = [run('w0', ['--join', addr, '--rank', '0']), run('w1', ['--join', addr, '--rank', '1'])];
+      await new Promise((r) => setTimeout(r, 500));
+      const coord = await run('coord', ['--model', 'dnn', '--data', join(prep, 'train.arrow'), '--validation', join(prep, 'test.arrow'), '--out', out, '--epochs', '2', '--seed', '1', '--workers', '2', '--coordinator', addr, '--json']);
+      const ws = await Promise.all(workers);
+      assert.equal(coord.code, 0, coord.stderr);
+      for (const w of ws) assert.equal(w.code, 0, w.stderr);
+      // the ring ran between the workers' own addresses
+      assert.match(coord.stderr, new RegExp(`rank 0: pid \\d+ .*ring ${lab.ip('w0').replaceAll('.', '\\.')}:\\d+`));
+      assert.match(coord.stderr, new RegExp(`rank 1: pid \\d+ .*ring ${lab.ip('w1').replaceAll('.', '\\.')}:\\d+`));
+      t.diagnostic(coord.stderr.split('\n').filter((l) => /joined|epoch \d:/.test(l)).join('\n'));
+      const j = JSON.parse(coord.stdout) as { epochs: { workers: number; allreduce_bytes_per_step: number }[] };
+      assert.equal(j.epochs[1]!.workers, 2);
+      assert.ok(j.epochs[1]!.allreduce_bytes_per_step > 0);
+      // the same bits as two local workers over Unix sockets
+      await train({ model: 'dnn', data: [join(prep, 'train.arrow')], out: join(dir, 'netns-local'), epochs: 2, seed: 1, distributed: { workers: 2, strategy: strategyParams('sync') } });
+      assert.deepEqual(readFileSync(join(out, 'weights.bin')), readFileSync(join(dir, 'netns-local', 'weights.bin')));
+    } finally {
+      await lab.cleanup();
+    }
   });
 
   test('usage errors exit 2; a missing data file exits 3 before any worker starts', async () => {

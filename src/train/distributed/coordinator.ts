@@ -211,7 +211,7 @@ export class Coordinator {
     }
     await this.waitFor(() => (this.slots.size === N ? true : undefined), signal, this.o.joinTimeoutMs ?? (remote ? 600_000 : 120_000), `${N} worker(s) to join (${this.slots.size} did)`);
     const hosts = new Set([...this.slots.values()].map((s) => s.host));
-    this.log(`${N} worker(s) joined (${[...this.slots.values()].sort((a, b) => a.rank - b.rank).map((s) => `rank ${s.rank}: pid ${s.pid}${hosts.size > 1 || remote ? ` on ${s.host}` : ''}`).join(', ')})`);
+    this.log(`${N} worker(s) joined (${[...this.slots.values()].sort((a, b) => a.rank - b.rank).map((s) => `rank ${s.rank}: pid ${s.pid}${hosts.size > 1 || remote ? ` on ${s.host}, ring ${s.ring}` : ''}`).join(', ')})`);
   }
 
   private pendingChildren = new Map<number, ChildProcess>();
