@@ -129,7 +129,8 @@ export interface StreamOptions {
   /**
    * Read only shard `index` of `count` (distributed training): with at least `count` files (a shard
    * directory counts its files) file i goes to worker i mod count; with fewer, every worker reads the files
-   * and keeps input batches (record batches, row groups) g with g mod count = index.
+   * and keeps rows [index·m/count, (index+1)·m/count) of every input batch (record batch, row group) of m
+   * rows — shards within one row per batch of each other.
    */
   shard?: { index: number; count: number };
 }
@@ -161,22 +162,22 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
   const full = (): boolean => out !== undefined && out.rows === o.batchSize;
 
   const plan = await shardPlan(paths, o.shard);
-  let g = 0;
   for (const path of plan.files) {
     const { source } = await openDataset(path);
     try {
       checkFields(source.fields, spec, source.name);
       o.onSource?.(source, path);
       for await (const batch of source.batches()) {
-        if (plan.byBatch && g++ % o.shard!.count !== o.shard!.index) continue;
-        const rows = batch.columns.length ? columnRows(batch.columns[0]!.data) : 0;
+        const m = batch.columns.length ? columnRows(batch.columns[0]!.data) : 0;
+        const lo = plan.byBatch ? Math.floor((o.shard!.index * m) / o.shard!.count) : 0;
+        const hi = plan.byBatch ? Math.floor(((o.shard!.index + 1) * m) / o.shard!.count) : m;
         const where = (col: string) => () => `${source.name}, column ${col}`;
         const copiers = spec.inputs.map((inp, k) => {
           const c = batch.columns.find((x) => x.name === inp.column)!;
           return copier(c.data, widths[k]!, where(inp.column));
         });
         const label = labelReader(batch, spec.classes, source.name);
-        for (let i = 0; i < rows; i++) {
+        for (let i = lo; i < hi; i++) {
           const y = label(i);
           out ??= fresh();
           if (cap === 0) {
@@ -204,7 +205,7 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
             out = undefined;
           }
         }
-        o.onRead?.(rows);
+        o.onRead?.(hi - lo);
       }
     } finally {
       await source.close();

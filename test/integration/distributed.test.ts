@@ -35,11 +35,14 @@ before(() => {
   }
   const r = sh(`${hepml} prepare --class qcd=${dir}/qcd.arrow --class ttbar=${dir}/ttbar.arrow --class wjets=${dir}/wjets.arrow --undersample -o ${prep}`);
   assert.equal(r.code, 0, r.stderr);
-  // the training split re-cut into record batches of exactly 32 rows (shard units of the equivalence test)
+  // the training split cut to a multiple of 64 rows, in record batches of 64: worker k of 2 takes rows
+  // [32k, 32k + 32) of each, so with batch 32 its step t holds the rows one process's step t (batch 64) has
+  // at the same places
   const table = arrow.tableFromIPC(readFileSync(join(prep, 'train.arrow')));
   const batches: arrow.RecordBatch[] = [];
-  for (let i = 0; i < table.numRows; i += 32) batches.push(...table.slice(i, Math.min(i + 32, table.numRows)).batches);
-  rb32 = join(dir, 'rb32.arrow');
+  const n = table.numRows - (table.numRows % 64);
+  for (let i = 0; i < n; i += 64) batches.push(...table.slice(i, i + 64).batches);
+  rb32 = join(dir, 'rb64.arrow');
   writeFileSync(rb32, arrow.tableToIPC(new arrow.Table(table.schema, batches), 'file'));
 });
 after(() => {

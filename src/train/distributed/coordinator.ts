@@ -399,7 +399,7 @@ export class Coordinator {
         drops.forEach((d, i) => (d.calls = lead.msg.dropoutCalls[i] ?? d.calls));
         this.lastSyncGen = gen;
         const m = lead.msg;
-        const steps = Math.max(1, m.steps);
+        const calls = Math.max(1, m.allreduceCalls ?? m.steps);
         const secs = (performance.now() - t0) / 1000;
         return {
           rows: m.rows,
@@ -410,8 +410,11 @@ export class Coordinator {
             workers: members.length,
             steps: m.steps,
             restarts,
-            allreduce_ms_per_step: +((m.allreduceMs ?? 0) / steps).toFixed(3),
-            allreduce_bytes_per_step: Math.round((m.allreduceBytes ?? 0) / steps),
+            // per all-reduce, as replica 0 saw it: the transfer plus any wait for a slower replica
+            allreduce_ms_per_step: +((m.allreduceMs ?? 0) / calls).toFixed(3),
+            allreduce_bytes_per_step: Math.round((m.allreduceBytes ?? 0) / calls),
+            // the replica that waits least (the slowest one) sees about the transfer alone
+            allreduce_ms_min_replica: +Math.min(...members.map((s) => (s.done!.msg.allreduceMs ?? 0) / Math.max(1, s.done!.msg.allreduceCalls ?? 1))).toFixed(3),
             epoch_seconds_with_restarts: +secs.toFixed(3),
           },
         };

@@ -76,6 +76,8 @@ export interface DoneMsg {
   checksum: string;
   allreduceMs?: number;
   allreduceBytes?: number;
+  /** All-reduce calls (the steps, plus the all-zero one that ends the epoch). */
+  allreduceCalls?: number;
   commits?: number;
   pulls?: number;
   /** sync, index 0: Adam state description (weights in part 0, optimizer bytes in part 1). */

@@ -75,7 +75,9 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const prevs = new Map<number, { conn?: Conn; wait?: (c: Conn) => void }>();
   const ringConns = new Set<Conn>();
   const ringAddr: Address =
-    addr.kind === 'unix' ? { kind: 'unix', path: join(dirname(addr.path), `w-${process.pid}.sock`) } : parseAddress(o.ringListen ?? '0.0.0.0:0');
+    addr.kind === 'unix'
+      ? { kind: 'unix', path: join(dirname(addr.path), `w-${process.pid}.sock`) }
+      : parseAddress(o.ringListen ?? (/^(127\.|::1$|localhost$)/.test(addr.host) ? `${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:0` : '0.0.0.0:0')); // a loopback coordinator: a loopback ring
   const ringListener = await listen(ringAddr, (c) => {
     c.expect('ring')
       .then((f) => {
@@ -244,10 +246,13 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             ring = new Ring(h.index, h.count, next, prev);
           } else ring = new Ring(0, 1, undefined, undefined);
           const P = capture.size;
-          let more = true;
+          // the next batch is read while the ring waits for the other replicas
+          let ahead: Promise<IteratorResult<Batch>> | undefined = stream.next();
           for (;;) {
             if (abortedGen >= h.gen) throw new EpochAborted();
-            const r = more ? await stream.next() : { done: true as const, value: undefined };
+            const r: IteratorResult<Batch> = ahead ? await ahead : { done: true, value: undefined };
+            ahead = r.done ? undefined : stream.next();
+            ahead?.catch(() => undefined); // awaited next step (an error surfaces there)
             const buf = capture.flat;
             if (!r.done) {
               const n = r.value.rows;
@@ -256,10 +261,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
               buf[P] = n;
               buf[P + 1] = loss * n;
               buf[P + 2] = acc * n;
-            } else {
-              more = false;
-              buf.fill(0);
-            }
+            } else buf.fill(0);
             await ring.allReduce(buf.subarray(0, P + 3), steps);
             const N = buf[P]!;
             if (N === 0) break;
@@ -289,6 +291,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             checksum: lastChecksum,
             allreduceMs: ring.ms,
             allreduceBytes: ring.bytes,
+            allreduceCalls: ring.calls,
             dropoutCalls: drops.map((d) => d.calls),
           };
           if (h.index === 0) {
@@ -306,7 +309,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         } else {
           // ---- asynchronous: local steps, exchanges by the strategy's rule
           rule!.begin(f32(f.parts[0]), h.updates ?? 0);
-          for (const d of drops) d.shard = { offset: 0, total: B };
+          for (const d of drops) d.shard = { offset: h.index * B, total: h.count * B }; // distinct masks per worker
           drops.forEach((d, i) => (d.calls = Math.max(d.calls, h.dropoutCalls[i] ?? 0)));
           let commits0 = rule!.commits;
           let pulls0 = rule!.pulls;
