@@ -6,35 +6,23 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { BIN } from '../helpers/cli.js';
+import { makeRecipeData } from '../helpers/recipe-data.js';
 import { createLab, netnsAvailable } from '../helpers/netns.js';
 import { train } from '../../src/train/trainer.js';
 import { strategyParams, STRATEGIES, type Strategy } from '../../src/train/distributed/strategies.js';
-
-const hepml = `node ${BIN}`;
-function sh(cmd: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync('bash', ['-c', `set -o pipefail; ${cmd}`], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 26 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 let dir = '';
 let prep = '';
 let rb32 = '';
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'hepml-dist-'));
-  prep = join(dir, 'prep');
-  const events: Record<string, number> = { qcd: 12000, ttbar: 1500, wjets: 1300 };
-  for (const [p, n] of Object.entries(events)) {
-    const r = sh(`${hepml} generate --process ${p} --events ${n} --seed 21 -o - | ${hepml} features - --recipe corrected -o ${join(dir, p)}.arrow`);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const r = sh(`${hepml} prepare --class qcd=${dir}/qcd.arrow --class ttbar=${dir}/ttbar.arrow --class wjets=${dir}/wjets.arrow --undersample -o ${prep}`);
-  assert.equal(r.code, 0, r.stderr);
+  prep = makeRecipeData(dir);
   // the training split cut to a multiple of 64 rows, in record batches of 64: worker k of 2 takes rows
   // [32k, 32k + 32) of each, so with batch 32 its step t holds the rows one process's step t (batch 64) has
   // at the same places

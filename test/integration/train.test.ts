@@ -5,21 +5,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../helpers/cli.js';
+import { hepml, makeRecipeData, sh } from '../helpers/recipe-data.js';
 import { loadEngine } from '../../src/train/engine.js';
 import { loadModelDir } from '../../src/train/model-io.js';
 import { predictDatasets, train } from '../../src/train/trainer.js';
 import { decodeEventFile } from '../../src/train/tensorboard.js';
-
-const hepml = `node ${BIN}`;
-function sh(cmd: string, env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync('bash', ['-c', `set -o pipefail; ${cmd}`], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 26, env: { ...process.env, ...env } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** One-vs-rest AUC by counting pairs (independent of src/train/metrics.ts). */
 function pairAuc(score: number[], pos: boolean[]): number {
@@ -34,14 +29,7 @@ let dir = '';
 let prep = '';
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'hepml-train-'));
-  prep = join(dir, 'prep');
-  const events: Record<string, number> = { qcd: 12000, ttbar: 1500, wjets: 1300 };
-  for (const [p, n] of Object.entries(events)) {
-    const r = sh(`${hepml} generate --process ${p} --events ${n} --seed 21 -o - | ${hepml} features - --recipe corrected -o ${join(dir, p)}.arrow`);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const r = sh(`${hepml} prepare --class qcd=${dir}/qcd.arrow --class ttbar=${dir}/ttbar.arrow --class wjets=${dir}/wjets.arrow --undersample -o ${prep}`);
-  assert.equal(r.code, 0, r.stderr);
+  prep = makeRecipeData(dir);
 });
 after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });

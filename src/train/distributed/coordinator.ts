@@ -49,6 +49,12 @@ export type WorkerEvent =
   | { event: 'worker'; state: 'lost'; rank: number; pid: number; host: string; reason: string; epoch: number }
   | { event: 'epoch-restart'; epoch: number; workers: number };
 
+export interface EpochHooks {
+  signal?: AbortSignal;
+  /** The epoch's rows, loss and accuracy sums so far (all workers). */
+  progress?: (rows: number, lossSum: number, accSum: number) => void;
+}
+
 export interface EpochOutcome {
   rows: number;
   lossSum: number;
@@ -350,7 +356,7 @@ export class Coordinator {
     model: tfTypes.LayersModel,
     optimizer: tfTypes.AdamOptimizer,
     drops: SeededDropout[],
-    o: { signal?: AbortSignal; progress?: (rows: number, lossSum: number, accSum: number) => void },
+    o: EpochHooks,
   ): Promise<EpochOutcome> {
     this.epochNow = epoch;
     return this.o.strategy.strategy === 'sync' ? this.syncEpoch(epoch, model, optimizer, drops, o) : this.asyncEpoch(epoch, model, drops, o);
@@ -361,7 +367,7 @@ export class Coordinator {
     model: tfTypes.LayersModel,
     optimizer: tfTypes.AdamOptimizer,
     drops: SeededDropout[],
-    o: { signal?: AbortSignal; progress?: (rows: number, lossSum: number, accSum: number) => void },
+    o: EpochHooks,
   ): Promise<EpochOutcome> {
     const weights = flatWeights(model);
     const opt = await optimizerState(optimizer);
@@ -444,7 +450,7 @@ export class Coordinator {
     epoch: number,
     model: tfTypes.LayersModel,
     drops: SeededDropout[],
-    o: { signal?: AbortSignal; progress?: (rows: number, lossSum: number, accSum: number) => void },
+    o: EpochHooks,
   ): Promise<EpochOutcome> {
     const strategy = this.o.strategy.strategy as Exclude<StrategyParams['strategy'], 'sync'>;
     if (!this.ps) this.ps = new ParameterServer(strategy, flatWeights(model));

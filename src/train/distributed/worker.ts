@@ -219,6 +219,17 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         lastProgress = now;
         conn.post({ t: 'progress', epoch: h.epoch, gen: h.gen, rows, lossSum, accSum });
       };
+      const doneOf = (w: Float32Array): DoneMsg => ({
+        t: 'done',
+        epoch: h.epoch,
+        gen: h.gen,
+        rows,
+        lossSum,
+        accSum,
+        steps,
+        checksum: checksum(w),
+        dropoutCalls: drops.map((d) => d.calls),
+      });
       try {
         if (sync) {
           // ---- synchronous: the epoch-start state, the ring, then lockstep steps
@@ -281,18 +292,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           lastChecksum = checksum(w);
           lastGen = h.gen;
           const done: DoneMsg = {
-            t: 'done',
-            epoch: h.epoch,
-            gen: h.gen,
-            rows,
-            lossSum,
-            accSum,
-            steps,
-            checksum: lastChecksum,
+            ...doneOf(w),
             allreduceMs: ring.ms,
             allreduceBytes: ring.bytes,
             allreduceCalls: ring.calls,
-            dropoutCalls: drops.map((d) => d.calls),
           };
           if (h.index === 0) {
             const st = await optimizerState(adam);
@@ -323,19 +326,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             progress();
           }
           await rule!.end();
-          const w = flatWeights(model);
           const done: DoneMsg = {
-            t: 'done',
-            epoch: h.epoch,
-            gen: h.gen,
-            rows,
-            lossSum,
-            accSum,
-            steps,
-            checksum: checksum(w),
+            ...doneOf(flatWeights(model)),
             commits: rule!.commits - commits0,
             pulls: rule!.pulls - pulls0,
-            dropoutCalls: drops.map((d) => d.calls),
           };
           commits0 = rule!.commits;
           pulls0 = rule!.pulls;
