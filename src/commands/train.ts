@@ -14,11 +14,16 @@ export default class Train extends HepMlCommand {
   static override summary = 'Train the DNN, GRU or inclusive classifier of the CERN recipe on hep-ml datasets.';
   static override description = `Streams the training data (Arrow, Parquet, TFRecord or a shard directory; the output of hep-ml prepare) through a seeded shuffle buffer into batches, trains with Adam (Keras defaults) and categorical cross-entropy, validates after every epoch, and writes OUT as a model directory that hep-ml evaluate and serve read: model.json + weights.bin (tfjs layers format), hep-ml-model.json (inputs, classes, recipe, scaler, training parameters), metrics.jsonl, tensorboard/ event files, checkpoints/epoch-NNNN and state.json (for --resume).
 
-Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 → Masking + GRU 50 → Dropout 0.2 → 3), inclusive (GRU 50 + Dropout on HLF, concatenated → Dense 25 → 3). The GRU runs on hep-ml's fused kernel (C → WebAssembly SIMD), the rest on TensorFlow.js (--engine: node when @tensorflow/tfjs-node loads, else wasm, else cpu). See docs/commands/train.md.`;
+Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 → Masking + GRU 50 → Dropout 0.2 → 3), inclusive (GRU 50 + Dropout on HLF, concatenated → Dense 25 → 3). The GRU runs on hep-ml's fused kernel (C → WebAssembly SIMD), the rest on TensorFlow.js (--engine: node when @tensorflow/tfjs-node loads, else wasm, else cpu). See docs/commands/train.md.
+
+--workers N trains across N worker processes (sync all-reduce, or a dist-keras parameter-server strategy); --coordinator/--join run them on several hosts. See docs/training.md.`;
   static override examples = [
     '<%= config.bin %> train --model inclusive --data prep/train.arrow --validation prep/test.arrow --out model/ --epochs 5',
     '<%= config.bin %> train --model dnn --data train.parquet --out dnn/ --epochs 20 --lr 0.003 --units 100,50,20',
     '<%= config.bin %> train --model inclusive --data prep/train.arrow --out model/ --epochs 10 --resume',
+    '<%= config.bin %> train --model inclusive --data prep/train.arrow --validation prep/test.arrow --out model/ --workers 2',
+    '<%= config.bin %> train --model dnn --data train.parquet --out dnn/ --workers 4 --strategy adag --communication-window 12',
+    '<%= config.bin %> train --model inclusive --data /data/train.arrow --out /data/model --workers 8 --coordinator 0.0.0.0:7777   # then on each worker host: hep-ml train --join HOST:7777',
   ];
   static override flags = {
     model: Flags.string({ description: 'the classifier (required, except with --join)', options: [...MODEL_KINDS] }),

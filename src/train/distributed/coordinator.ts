@@ -85,6 +85,8 @@ function workerMainPath(): string {
 
 export class Coordinator {
   private slots = new Map<number, Slot>();
+  /** Local worker processes by rank, from spawn on (a slot takes its child when the worker joins). */
+  private pendingChildren = new Map<number, ChildProcess>();
   private listener?: Listener;
   private dir?: string;
   private kicks: (() => void)[] = [];
@@ -93,7 +95,6 @@ export class Coordinator {
   private timer?: NodeJS.Timeout;
   private ps?: ParameterServer;
   private epochNow = 0;
-  private lostTotal = 0;
   /** The generation whose sync epoch completed last (its replicas hold the state the next epoch starts from). */
   private lastSyncGen = -1;
   readonly lr: number;
@@ -116,7 +117,7 @@ export class Coordinator {
       await c.open(signal);
       for (const s of c.slots.values()) {
         const msg: ConfigMsg = { ...cfg, t: 'config', rank: s.rank, workers: o.workers, lr, strategy: o.strategy, heartbeatMs: HEARTBEAT_MS };
-        s.conn.post(msg as unknown as Frame['head']);
+        s.conn.post(msg);
       }
     } catch (e) {
       await c.close();
@@ -219,8 +220,6 @@ export class Coordinator {
     const hosts = new Set([...this.slots.values()].map((s) => s.host));
     this.log(`${N} worker(s) joined (${[...this.slots.values()].sort((a, b) => a.rank - b.rank).map((s) => `rank ${s.rank}: pid ${s.pid}${hosts.size > 1 || remote ? ` on ${s.host}, ring ${s.ring}` : ''}`).join(', ')})`);
   }
-
-  private pendingChildren = new Map<number, ChildProcess>();
 
   private watchChild(child: ChildProcess, rank: number): void {
     this.pendingChildren.set(rank, child);
@@ -326,7 +325,6 @@ export class Coordinator {
   private lose(s: Slot, reason: string): void {
     if (!s.alive) return;
     s.alive = false;
-    this.lostTotal++;
     s.conn.destroy();
     if (s.child && s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
     if (!this.closing) {
@@ -385,7 +383,7 @@ export class Coordinator {
         s.ringfail = undefined;
         s.progress = undefined;
         const msg: EpochMsg = { t: 'epoch', epoch, gen, index, count: members.length, ring, opt: opt.json, dropoutCalls: calls, checksum: sum, continues };
-        s.conn.post(msg as unknown as Frame['head'], [weights, opt.bin]);
+        s.conn.post(msg, [weights, opt.bin]);
       });
       const result = await this.waitFor(() => {
         const lead = members[0]!;
@@ -464,7 +462,7 @@ export class Coordinator {
       s.done = undefined;
       s.progress = undefined;
       const msg: EpochMsg = { t: 'epoch', epoch, gen, index, count: members.length, updates: ps.updates, dropoutCalls: calls };
-      s.conn.post(msg as unknown as Frame['head'], [center]);
+      s.conn.post(msg, [center]);
     });
     await this.waitFor(() => {
       let rows = 0;

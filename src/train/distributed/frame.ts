@@ -10,6 +10,9 @@
 export const FRAME_MAGIC = 0x464c4d48;
 const MAX_FRAME = 0x7fffffff;
 
+/** What a frame head may be when sent: any JSON-able object with its message type `t`. */
+export type FrameHead = { readonly t: string };
+
 export interface Frame {
   /** The message (control data): its `t` names the message type. */
   head: { t: string; [k: string]: unknown };
@@ -20,7 +23,7 @@ export interface Frame {
 const align8 = (n: number) => Math.ceil(n / 8) * 8; // not bitwise: sizes may exceed 2³¹ (refused later)
 
 /** Encodes a frame as a list of buffers (the parts are not copied). */
-export function encodeFrame(head: Frame['head'], parts: ArrayBufferView[] = []): Buffer[] {
+export function encodeFrame<H extends FrameHead>(head: H, parts: ArrayBufferView[] = []): Buffer[] {
   const h = Buffer.from(JSON.stringify(head), 'utf8');
   const pre = 12 + 4 * parts.length;
   let off = align8(pre + h.length);

@@ -10,7 +10,7 @@
  */
 import net from 'node:net';
 import { unlink } from 'node:fs/promises';
-import { encodeFrame, FrameDecoder, type Frame } from './frame.js';
+import { encodeFrame, FrameDecoder, type Frame, type FrameHead } from './frame.js';
 
 export type Address = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -50,6 +50,7 @@ export class Conn {
   private readonly queue: Frame[] = [];
   private waiters: { resolve: (f: Frame) => void; reject: (e: Error) => void }[] = [];
   private handler?: (f: Frame) => void;
+  private interceptor?: (f: Frame) => boolean;
   private closeHandlers: ((e: ConnClosedError) => void)[] = [];
   private closedWith?: ConnClosedError;
   /** Bytes written and read (payload + framing), for bandwidth figures. */
@@ -80,7 +81,7 @@ export class Conn {
    * Sends a frame; resolves once the socket has written it out (so the parts may be reused afterwards —
    * Node writes Buffers without copying them), rejects when the peer is gone.
    */
-  send(head: Frame['head'], parts: ArrayBufferView[] = []): Promise<void> {
+  send<H extends FrameHead>(head: H, parts: ArrayBufferView[] = []): Promise<void> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const bufs = encodeFrame(head, parts);
     return new Promise((resolve, reject) => {
@@ -95,7 +96,7 @@ export class Conn {
   }
 
   /** Sends without waiting (control messages); a failure shows up as the connection's close. */
-  post(head: Frame['head'], parts: ArrayBufferView[] = []): void {
+  post<H extends FrameHead>(head: H, parts: ArrayBufferView[] = []): void {
     this.send(head, parts).catch(() => undefined);
   }
 
@@ -112,6 +113,11 @@ export class Conn {
     const f = await this.recv();
     if (f.head.t !== t) throw new Error(`protocol: expected '${t}' from ${this.peer}, got '${f.head.t}'`);
     return f;
+  }
+
+  /** Frames `h` returns true for are consumed on arrival; the others still go to recv() (or onFrame). */
+  intercept(h: (f: Frame) => boolean): void {
+    this.interceptor = h;
   }
 
   /** Routes every frame (queued ones first) to `h` instead of recv(). */
@@ -143,6 +149,7 @@ export class Conn {
   }
 
   private deliver(f: Frame): void {
+    if (this.interceptor?.(f)) return;
     if (this.handler) this.handler(f);
     else {
       const w = this.waiters.shift();

@@ -35,33 +35,6 @@ export interface WorkerOptions {
   log?: (line: string) => void;
 }
 
-class Inbox {
-  private q: Frame[] = [];
-  private w?: { resolve: (f: Frame) => void; reject: (e: Error) => void };
-  private err?: Error;
-  push(f: Frame): void {
-    if (this.w) {
-      const w = this.w;
-      this.w = undefined;
-      w.resolve(f);
-    } else this.q.push(f);
-  }
-  fail(e: Error): void {
-    this.err ??= e;
-    if (this.w) {
-      const w = this.w;
-      this.w = undefined;
-      w.reject(e);
-    }
-  }
-  next(): Promise<Frame> {
-    const f = this.q.shift();
-    if (f) return Promise.resolve(f);
-    if (this.err) return Promise.reject(this.err);
-    return new Promise((resolve, reject) => (this.w = { resolve, reject }));
-  }
-}
-
 class EpochAborted extends Error {}
 
 /** Runs a worker until the coordinator stops it. Rejects when the coordinator is lost or training fails. */
@@ -96,23 +69,25 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     return new Promise((resolve) => prevs.set(gen, { wait: resolve }));
   };
 
-  // ---- control frames: answers to pulls and aborts are handled at once, the rest queue for the main loop
-  const inbox = new Inbox();
+  // ---- control frames: answers to pulls and aborts are handled on arrival, the rest wait for recv()
   let pullWait: { resolve: (f: Frame) => void; reject: (e: Error) => void } | undefined;
   let abortedGen = -1;
-  conn.onFrame((f) => {
+  conn.intercept((f) => {
     if (f.head.t === 'center') {
       const w = pullWait;
       pullWait = undefined;
       w?.resolve(f);
-    } else if (f.head.t === 'abort') {
+      return true;
+    }
+    if (f.head.t === 'abort') {
       abortedGen = Number(f.head.gen);
       for (const c of ringConns) c.destroy();
       ringConns.clear();
-    } else inbox.push(f);
+      return true;
+    }
+    return false;
   });
   conn.onClose((e) => {
-    inbox.fail(e);
     pullWait?.reject(e);
     for (const c of ringConns) c.destroy();
   });
@@ -126,10 +101,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     host: hostname(),
     ring: ringListener.address.kind === 'unix' ? formatAddress(ringListener.address) : `:${ringListener.address.port}`,
   };
-  await conn.send(hello as unknown as Frame['head']);
+  await conn.send(hello);
   let hb: NodeJS.Timeout | undefined;
   try {
-    const cf = await inbox.next();
+    const cf = await conn.recv();
     if (cf.head.t === 'stop') throw new DistributedError(`the coordinator at ${o.join} refused this worker (${String(cf.head.reason ?? 'stopped')})`, ExitCode.USAGE);
     if (cf.head.t !== 'config') throw new Error(`protocol: expected 'config', got '${cf.head.t}'`);
     const cfg = cf.head as unknown as ConfigMsg;
@@ -198,7 +173,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     let lastGen = -1;
     let lastChecksum = '';
     for (;;) {
-      const f = await inbox.next();
+      const f = await conn.recv();
       if (f.head.t === 'stop') return;
       if (f.head.t !== 'epoch') throw new Error(`protocol: unexpected '${f.head.t}'`);
       const h = f.head as unknown as EpochMsg;
@@ -300,8 +275,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           if (h.index === 0) {
             const st = await optimizerState(adam);
             done.opt = st.json;
-            await conn.send(done as unknown as Frame['head'], [w, st.bin]);
-          } else await conn.send(done as unknown as Frame['head']);
+            await conn.send(done, [w, st.bin]);
+          } else await conn.send(done);
           for (const c of [ring.next, ring.prev]) {
             if (c) {
               ringConns.delete(c);
@@ -314,8 +289,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           rule!.begin(f32(f.parts[0]), h.updates ?? 0);
           for (const d of drops) d.shard = { offset: h.index * B, total: h.count * B }; // distinct masks per worker
           drops.forEach((d, i) => (d.calls = Math.max(d.calls, h.dropoutCalls[i] ?? 0)));
-          let commits0 = rule!.commits;
-          let pulls0 = rule!.pulls;
+          const commits0 = rule!.commits;
+          const pulls0 = rule!.pulls;
           for await (const b of stream) {
             const [loss, acc] = await rule!.step(() => trainOn(b));
             if (!Number.isFinite(loss)) throw new HepMlError(`the loss became ${loss} at epoch ${h.epoch} (check the inputs for NaN/Inf; try a lower --lr)`);
@@ -331,9 +306,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             commits: rule!.commits - commits0,
             pulls: rule!.pulls - pulls0,
           };
-          commits0 = rule!.commits;
-          pulls0 = rule!.pulls;
-          await conn.send(done as unknown as Frame['head']);
+          await conn.send(done);
         }
       } catch (e) {
         await stream.return(undefined).catch(() => undefined);
