@@ -14,6 +14,7 @@ import { Rng } from '../prepare/rng.js';
 import type { ColumnBatch, ColumnData, NumericArray } from '../root/columns.js';
 import { columnRows, columnType, formatColumnType } from '../root/columns.js';
 import type { ModelInput } from './models.js';
+import { scaleInto } from '../prepare/scaler.js';
 
 export interface Batch {
   /** One array per model input, rows × width (row-major). */
@@ -62,14 +63,15 @@ function copier(c: ColumnData, w: number, where: () => string): RowCopier {
   throw new SchemaMismatchError(`${where()}: a ${c.kind} column cannot feed the model (expected a fixed-size list of ${w} numbers)`);
 }
 
-/** The label of row i, or a reason it cannot be read. */
-function labelReader(batch: ColumnBatch, classes: number, where: string): (i: number) => number {
+/** The label of row i, or a reason it cannot be read. Optional labels: -1 without a label column or for label -1. */
+function labelReader(batch: ColumnBatch, classes: number, where: string, optional = false): (i: number) => number {
   const lab = batch.columns.find((c) => c.name === 'label');
   const one = batch.columns.find((c) => c.name === 'encoded_label');
   if (lab && lab.data.kind === 'primitive' && !(lab.data.values instanceof Float32Array || lab.data.values instanceof Float64Array)) {
     const v = lab.data.values;
     return (i) => {
       const y = Number(v[i]!);
+      if (optional && y === -1) return -1;
       if (!(y >= 0 && y < classes)) {
         throw new UsageError(`${where}: row ${i} of a batch has label ${y}${y === -1 ? ' (no class: run hep-ml prepare, or features --label)' : ''}; expected 0..${classes - 1}`);
       }
@@ -88,18 +90,26 @@ function labelReader(batch: ColumnBatch, classes: number, where: string): (i: nu
       return best;
     };
   }
+  if (optional) return () => -1;
   throw new SchemaMismatchError(`${where}: no label column (an integer 'label' or an 'encoded_label' of ${classes} values)`);
 }
 
 /** Checks a dataset's fields against the model inputs up front (before any batch is read). */
-export function checkFields(fields: Field[], spec: DataSpec, name: string): void {
+export function checkFields(fields: Field[], spec: DataSpec, name: string, o: { labels?: 'required' | 'optional'; reader?: string } = {}): void {
   const missing = spec.inputs.filter((i) => !fields.some((f) => f.name === i.column)).map((i) => i.column);
-  if (!fields.some((f) => f.name === 'label' || f.name === 'encoded_label')) missing.push('label (or encoded_label)');
+  if (o.labels !== 'optional' && !fields.some((f) => f.name === 'label' || f.name === 'encoded_label')) missing.push('label (or encoded_label)');
   if (missing.length) {
     throw new SchemaMismatchError(
-      `${name}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (has: ${fields.map((f) => f.name).join(', ')}); training reads the output of hep-ml prepare or features`,
+      `${name}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (has: ${fields.map((f) => f.name).join(', ')}); ${o.reader ?? 'training'} reads the output of hep-ml prepare or features`,
     );
   }
+}
+
+/** A min-max scaling applied to one input column as it is read (x' = (x - lo) / k; k NaN: constant → 0.5). */
+export interface InputScaling {
+  column: string;
+  lo: Float64Array;
+  k: Float64Array;
 }
 
 /** Class names from a dataset's metadata (prepare's record, or features' label), else undefined. */
@@ -133,6 +143,12 @@ export interface StreamOptions {
    * rows — shards within one row per batch of each other.
    */
   shard?: { index: number; count: number };
+  /** 'optional': data without labels is read too (label -1). Default 'required'. */
+  labels?: 'required' | 'optional';
+  /** Per opened source: an input column to scale on the fly (data that did not go through hep-ml prepare). */
+  scaleFor?: (source: BatchSource) => InputScaling | undefined;
+  /** Names the reader in messages (default 'training'). */
+  reader?: string;
 }
 
 /** Which files a worker of a sharded stream opens, and whether it keeps every batch of them. */
@@ -165,8 +181,9 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
   for (const path of plan.files) {
     const { source } = await openDataset(path);
     try {
-      checkFields(source.fields, spec, source.name);
+      checkFields(source.fields, spec, source.name, { labels: o.labels, reader: o.reader });
       o.onSource?.(source, path);
+      const sc = o.scaleFor?.(source);
       for await (const batch of source.batches()) {
         const m = batch.columns.length ? columnRows(batch.columns[0]!.data) : 0;
         const lo = plan.byBatch ? Math.floor((o.shard!.index * m) / o.shard!.count) : 0;
@@ -174,9 +191,15 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
         const where = (col: string) => () => `${source.name}, column ${col}`;
         const copiers = spec.inputs.map((inp, k) => {
           const c = batch.columns.find((x) => x.name === inp.column)!;
-          return copier(c.data, widths[k]!, where(inp.column));
+          const copy = copier(c.data, widths[k]!, where(inp.column));
+          if (sc?.column !== inp.column) return copy;
+          if (sc.lo.length !== widths[k]) throw new SchemaMismatchError(`${source.name}, column ${inp.column}: the scaler has ${sc.lo.length} features, the column ${widths[k]}`);
+          return (i: number, dst: Float32Array, at: number) => {
+            copy(i, dst, at);
+            scaleInto(dst.subarray(at, at + sc.lo.length), dst, sc.lo, sc.k, at / sc.lo.length, 1);
+          };
         });
-        const label = labelReader(batch, spec.classes, source.name);
+        const label = labelReader(batch, spec.classes, source.name, o.labels === 'optional');
         for (let i = lo; i < hi; i++) {
           const y = label(i);
           out ??= fresh();

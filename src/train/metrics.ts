@@ -32,7 +32,7 @@ export function rocAuc(score: Float32Array | Float64Array, positive: Uint8Array)
 
 export interface ClassMetrics {
   rows: number;
-  /** Mean categorical cross-entropy (probabilities clipped to [1e-7, 1], as Keras). */
+  /** Mean categorical cross-entropy as Keras computes it (each row normalised to sum 1, clipped to [1e-7, 1 − 1e-7]). */
   loss: number;
   accuracy: number;
   /** One-vs-rest AUC per class. */
@@ -49,7 +49,9 @@ export function classMetrics(prob: Float32Array, labels: Int32Array, classes: nu
     let best = 0;
     for (let k = 1; k < classes; k++) if (prob[i * classes + k]! > prob[i * classes + best]!) best = k;
     if (best === y) correct++;
-    loss -= Math.log(Math.min(1, Math.max(1e-7, prob[i * classes + y]!)));
+    let sum = 0;
+    for (let k = 0; k < classes; k++) sum += prob[i * classes + k]!;
+    loss -= Math.log(Math.min(1 - 1e-7, Math.max(1e-7, prob[i * classes + y]! / sum)));
   }
   const auc: number[] = [];
   const score = new Float32Array(rows);
