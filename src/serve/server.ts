@@ -17,7 +17,8 @@
  *   GET /metrics                                 Prometheus text format
  *
  * Every error is a JSON body {"error": "..."} with a 4xx/5xx status; nothing a client sends stops the server.
- * Memory is bounded by the body limits, the connection limit and the micro-batchers' queue limits.
+ * Memory is bounded by the body limits (per request, and over all connections together), the connection limit
+ * and the micro-batchers' queue limits.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,6 +48,8 @@ export interface ServeOptions {
   bodyTimeoutMs?: number;
   /** Most open connections (default 4,096). */
   maxConnections?: number;
+  /** Most bytes of request bodies held at once over all connections (default 256 MiB; beyond: 503). */
+  maxInflightBytes?: number;
   allowOverwrite?: boolean;
   log?: (line: string) => void;
 }
@@ -76,8 +79,17 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-/** The whole body, within `limit` bytes and `timeoutMs`; HttpError 413 / 408 otherwise. */
-function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
+/** Bytes of request bodies being received by all connections of a server together, and their cap. */
+interface BodyBudget {
+  used: number;
+  cap: number;
+}
+
+/**
+ * The whole body, within `limit` bytes and `timeoutMs`; HttpError 413 / 408 otherwise, and 503 when the
+ * bodies being received by every connection together would exceed the server's budget.
+ */
+function readBody(req: IncomingMessage, limit: number, timeoutMs: number, bodyBudget: BodyBudget): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(new HttpError(413, `the request body is ${declared} bytes; the limit is ${limit}`));
@@ -89,6 +101,7 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
     const finish = (e?: HttpError) => {
       if (done) return;
       done = true;
+      bodyBudget.used -= size;
       clearTimeout(timer);
       req.off('data', onData);
       if (e) {
@@ -99,7 +112,9 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
     const timer = setTimeout(() => finish(new HttpError(408, `the request body did not arrive within ${timeoutMs / 1000} s`)), timeoutMs);
     const onData = (c: Buffer) => {
       size += c.length;
+      bodyBudget.used += c.length;
       if (size > limit) finish(new HttpError(413, `the request body exceeds the limit of ${limit} bytes`));
+      else if (bodyBudget.used > bodyBudget.cap) finish(new HttpError(503, `the server is receiving ${bodyBudget.cap} bytes of requests already; try again`));
       else parts.push(c);
     };
     req.on('data', onData);
@@ -268,6 +283,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const maxBody = o.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxUpload = o.maxUploadBytes ?? 512 * 1024 * 1024;
   const bodyTimeout = o.bodyTimeoutMs ?? 30_000;
+  const budget: BodyBudget = { used: 0, cap: o.maxInflightBytes ?? 256 * 1024 * 1024 };
+  const receive = (req: IncomingMessage, limit = maxBody, timeout = bodyTimeout) => readBody(req, limit, timeout, budget);
   const repo = new ModelRepository(
     o.models,
     { maxBatch: o.maxBatch ?? 256, maxDelayMs: o.maxDelayMs ?? 0, maxQueueRows: o.maxQueue ?? 65_536, onBatch: (m, rows, s) => metrics.batch(m, rows, s) },
@@ -342,7 +359,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         }
         if (rest.length === 1 && rest[0] === 'infer' && method === 'POST') {
           const m = need(name);
-          const body = parseJson(await readBody(req, maxBody, bodyTimeout));
+          const body = parseJson(await receive(req));
           const r = parseInfer(m, body);
           const prob = await m.infer(r.inputs, r.rows);
           const C = m.classes.length;
@@ -356,7 +373,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       }
       if (parts[1] === 'repository') {
         if (parts.length === 3 && parts[2] === 'index' && method === 'POST') {
-          await readBody(req, maxBody, bodyTimeout); // optional {"ready": bool}
+          await receive(req); // optional {"ready": bool}
           send(res, 200, repo.index());
           return 'repository';
         }
@@ -364,19 +381,19 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           const name = modelName(parts[3]!);
           const action = parts[4];
           if (parts.length === 5 && action === 'load' && method === 'POST') {
-            await readBody(req, maxBody, bodyTimeout);
+            await receive(req);
             await repo.load(name);
             send(res, 200, { name, state: 'READY' });
             return 'repository';
           }
           if (parts.length === 5 && action === 'unload' && method === 'POST') {
-            await readBody(req, maxBody, bodyTimeout);
+            await receive(req);
             repo.unload(name);
             send(res, 200, { name, state: 'UNAVAILABLE' });
             return 'repository';
           }
           if ((parts.length === 4 && method === 'PUT') || (parts.length === 5 && action === 'upload' && method === 'POST')) {
-            const body = await readBody(req, maxUpload, bodyTimeout * 4);
+            const body = await receive(req, maxUpload, bodyTimeout * 4);
             const m = await repo.upload(name, body);
             log(`model ${name}: uploaded (${body.length} bytes) and loaded`);
             send(res, 201, { name, state: 'READY', metadata: modelMetadata(m) });
@@ -389,7 +406,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
     // --- TFaaS
     if ((path === '/json' || path === '/predict/json') && method === 'POST') {
-      const body = parseJson(await readBody(req, maxBody, bodyTimeout));
+      const body = parseJson(await receive(req));
       if (!isObject(body)) throw new HttpError(400, 'the request must be a JSON object {"keys": [...], "values": [...], "model": "name"}');
       let m: ServedModel;
       if (typeof body.model === 'string' && body.model !== '') m = need(modelName(body.model));

@@ -272,6 +272,33 @@ describe('hep-ml serve: bad requests get JSON errors and the server stays up', (
     assert.equal((await http(srv.url, 'POST', '/v2/models/dnn/infer', infer([rawEvent(1)]))).status, 200);
   });
 
+  test('all connections together: bodies beyond the in-flight budget get 503, the server recovers', async () => {
+    const tight = await startServer({ models: join(repoDir, 'dnn'), port: 0, maxInflightBytes: 200 * 1024, bodyTimeoutMs: 2000 });
+    try {
+      const u = new URL(tight.url);
+      // five clients each send 60 kB of a 100 kB body and stall: the fourth exceeds the 200 kB budget
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          new Promise<string>((resolve, reject) => {
+            const s = connect(Number(u.port), u.hostname, () => {
+              setTimeout(() => s.write(`POST /v2/models/dnn/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n${'z'.repeat(60_000)}`), i * 100);
+            });
+            let text = '';
+            s.on('data', (d) => (text += d.toString()));
+            s.on('close', () => resolve(text));
+            s.on('error', reject);
+          }),
+        ),
+      );
+      const codes = replies.map((r) => r.slice(9, 12));
+      assert.ok(codes.includes('503') && codes.includes('408'), codes.join(' '));
+      assert.match(replies.find((r) => r.startsWith('HTTP/1.1 503'))!, /"error":"the server is receiving 204800 bytes of requests already/);
+      assert.equal((await http(tight.url, 'POST', '/v2/models/dnn/infer', infer([rawEvent(0)]))).status, 200);
+    } finally {
+      await tight.close();
+    }
+  });
+
   test('overload: beyond the queue limit requests get 503 with a JSON error, the rest are answered', async () => {
     const small = await startServer({ models: join(repoDir, 'dnn'), port: 0, maxQueue: 4, maxBatch: 1000, maxDelayMs: 300 });
     try {
