@@ -300,7 +300,7 @@ describe('hep-ml serve: bad requests get JSON errors and the server stays up', (
   });
 
   test('overload: beyond the queue limit requests get 503 with a JSON error, the rest are answered', async () => {
-    const small = await startServer({ models: join(repoDir, 'dnn'), port: 0, maxQueue: 4, maxBatch: 1000, maxDelayMs: 300 });
+    const small = await startServer({ models: join(repoDir, 'dnn'), port: 0, maxQueue: 4, maxBatch: 1000, maxDelayMs: 1000 });
     try {
       const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => http(small.url, 'POST', '/v2/models/dnn/infer', infer([rawEvent(i)]))));
       const codes = replies.map((r) => r.status);
