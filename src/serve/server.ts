@@ -89,7 +89,7 @@ interface BodyBudget {
  * The whole body, within `limit` bytes and `timeoutMs`; HttpError 413 / 408 otherwise, and 503 when the
  * bodies being received by every connection together would exceed the server's budget.
  */
-function readBody(req: IncomingMessage, limit: number, timeoutMs: number, bodyBudget: BodyBudget): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number, timeoutMs: number, bodyBudget: BodyBudget | undefined): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(new HttpError(413, `the request body is ${declared} bytes; the limit is ${limit}`));
@@ -101,7 +101,7 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number, bodyBu
     const finish = (e?: HttpError) => {
       if (done) return;
       done = true;
-      bodyBudget.used -= size;
+      if (bodyBudget) bodyBudget.used -= size;
       clearTimeout(timer);
       req.off('data', onData);
       if (e) {
@@ -112,9 +112,9 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number, bodyBu
     const timer = setTimeout(() => finish(new HttpError(408, `the request body did not arrive within ${timeoutMs / 1000} s`)), timeoutMs);
     const onData = (c: Buffer) => {
       size += c.length;
-      bodyBudget.used += c.length;
+      if (bodyBudget) bodyBudget.used += c.length;
       if (size > limit) finish(new HttpError(413, `the request body exceeds the limit of ${limit} bytes`));
-      else if (bodyBudget.used > bodyBudget.cap) finish(new HttpError(503, `the server is receiving ${bodyBudget.cap} bytes of requests already; try again`));
+      else if (bodyBudget && bodyBudget.used > bodyBudget.cap) finish(new HttpError(503, `the server is receiving ${bodyBudget.cap} bytes of requests already; try again`));
       else parts.push(c);
     };
     req.on('data', onData);
@@ -155,7 +155,7 @@ function flattenInto(data: unknown, out: Float32Array, at: number, depth: number
 }
 
 /** Inputs of an OIP infer request as the model's rows (scaled unless the request says they are). */
-function parseInfer(m: ServedModel, body: unknown): { inputs: Float32Array[]; rows: number; id?: string; outputs?: string[] } {
+function parseInfer(m: ServedModel, body: unknown, bodyBytes: number): { inputs: Float32Array[]; rows: number; id?: string; outputs?: string[] } {
   if (!isObject(body)) throw new HttpError(400, 'the request must be a JSON object with "inputs"');
   const reqInputs = body.inputs;
   if (!Array.isArray(reqInputs) || reqInputs.length === 0) throw new HttpError(400, '"inputs" must be a non-empty array of tensors');
@@ -185,6 +185,9 @@ function parseInfer(m: ServedModel, body: unknown): { inputs: Float32Array[]; ro
     if (n < 1) throw new HttpError(400, `input ${name}: the batch dimension is 0`);
     if (rows >= 0 && n !== rows) throw new HttpError(400, `inputs disagree on the batch size (${rows} and ${n})`);
     rows = n;
+    // every number takes at least two bytes of JSON ("0,"): a shape promising more values than that is refused
+    // before anything is allocated
+    if (n * inp.width > bodyBytes / 2) throw new HttpError(400, `input ${name}: shape [${dims.join(', ')}] needs ${n * inp.width} values; the request is too short to hold them`);
     const values = new Float32Array(n * inp.width);
     const count = flattenInto(t.data, values, 0, 0);
     if (count !== values.length) throw new HttpError(400, `input ${name}: shape [${dims.join(', ')}] needs ${values.length} values, data has ${count}`);
@@ -217,7 +220,8 @@ function parseTfaas(m: ServedModel, body: Record<string, unknown>): Float32Array
   const vs = values as number[];
   const out = m.inputs.map((i) => new Float32Array(i.width));
   const one = m.inputs.length === 1 ? m.inputs[0]! : undefined;
-  if (one?.features && ks.every((k) => one.features!.includes(k))) {
+  const byFeature = one?.features !== undefined && ks.length > 0 && ks.every((k) => one.features!.includes(k));
+  if (one?.features && (byFeature || (ks.length === 0 && vs.length === 0))) {
     // feature names, in any order, each once
     if (ks.length !== vs.length) throw new HttpError(400, `${ks.length} keys but ${vs.length} values`);
     const seen = new Set<string>();
@@ -235,8 +239,9 @@ function parseTfaas(m: ServedModel, body: Record<string, unknown>): Float32Array
     for (const k of ks) {
       const inp = m.input(k);
       if (!inp) {
+        const bad = ks.find((x) => !m.input(x) && !one?.features?.includes(x)) ?? k;
         const names = one?.features ? `the features ${one.features.join(', ')}` : `the inputs ${m.inputs.map((i) => i.name).join(', ')}`;
-        throw new HttpError(400, `unknown key ${JSON.stringify(k)}: keys are ${names}`);
+        throw new HttpError(400, `unknown key ${JSON.stringify(bad)}: keys are ${names}`);
       }
       if (seen.has(inp)) throw new HttpError(400, `key ${k} is given twice`);
       seen.add(inp);
@@ -276,6 +281,20 @@ function argmax(p: Float32Array, rows: number, c: number): number[] {
   return out;
 }
 
+/** The route a path belongs to (the `route` label of /metrics; also what tells 405 from 404). */
+function routeOf(path: string): string {
+  if (/^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
+  if (/^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/ready$/.test(path)) return 'model_ready';
+  if (/^\/v2\/models\/[^/]+(\/versions\/[^/]+)?$/.test(path)) return 'model_metadata';
+  if (/^\/v2\/health\/(live|ready)$/.test(path)) return 'health';
+  if (/^\/v2\/repository\/models\/[^/]+(\/upload)?$/.test(path)) return 'upload';
+  if (/^\/v2\/repository\/(index|models\/[^/]+\/(load|unload))$/.test(path)) return 'repository';
+  if (path === '/v2') return 'v2';
+  if (path === '/json' || path === '/predict/json') return 'json';
+  if (path === '/models' || path === '/status' || path === '/metrics') return path.slice(1);
+  return 'other';
+}
+
 /** Starts the server; resolves when it listens (models loaded). */
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? (() => {});
@@ -284,7 +303,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const maxUpload = o.maxUploadBytes ?? 512 * 1024 * 1024;
   const bodyTimeout = o.bodyTimeoutMs ?? 30_000;
   const budget: BodyBudget = { used: 0, cap: o.maxInflightBytes ?? 256 * 1024 * 1024 };
-  const receive = (req: IncomingMessage, limit = maxBody, timeout = bodyTimeout) => readBody(req, limit, timeout, budget);
+  const receive = (req: IncomingMessage) => readBody(req, maxBody, bodyTimeout, budget);
+  // uploads have their own limit and are not counted in the inference budget (one upload at a time)
+  let uploading = false;
   const repo = new ModelRepository(
     o.models,
     { maxBatch: o.maxBatch ?? 256, maxDelayMs: o.maxDelayMs ?? 0, maxQueueRows: o.maxQueue ?? 65_536, onBatch: (m, rows, s) => metrics.batch(m, rows, s) },
@@ -313,10 +334,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return name;
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<string> {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = (q >= 0 ? url.slice(0, q) : url).replace(/\/+$/, '') || '/';
+  async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const method = req.method ?? 'GET';
     if (method === 'GET') metrics.get++;
     else if (method === 'POST') metrics.post++;
@@ -326,18 +344,18 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     if (parts[0] === 'v2') {
       if (parts.length === 1 && method === 'GET') {
         send(res, 200, { name: 'hep-ml', version: hepMlVersion(), extensions: ['model_repository'] });
-        return 'v2';
+        return;
       }
       if (parts[1] === 'health' && parts.length === 3 && method === 'GET') {
         if (parts[2] === 'live') {
           send(res, 200, { live: true });
-          return 'health';
+          return;
         }
         if (parts[2] === 'ready') {
           const idx = repo.index();
           const ready = idx.length > 0 && idx.every((e) => e.state === 'READY' || e.reason === 'unloaded');
           send(res, ready ? 200 : 503, { ready });
-          return 'health';
+          return;
         }
       }
       if (parts[1] === 'models' && parts.length >= 3) {
@@ -349,18 +367,18 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         }
         if (rest.length === 0 && method === 'GET') {
           send(res, 200, modelMetadata(need(name)));
-          return 'model_metadata';
+          return;
         }
         if (rest.length === 1 && rest[0] === 'ready' && method === 'GET') {
           const ready = !!repo.get(name);
           if (!ready && !repo.index().some((e) => e.name === name)) throw new HttpError(404, `unknown model ${JSON.stringify(name)}`);
           send(res, ready ? 200 : 503, { name, ready });
-          return 'model_ready';
+          return;
         }
         if (rest.length === 1 && rest[0] === 'infer' && method === 'POST') {
           const m = need(name);
-          const body = parseJson(await receive(req));
-          const r = parseInfer(m, body);
+          const raw = await receive(req);
+          const r = parseInfer(m, parseJson(raw), raw.length);
           const prob = await m.infer(r.inputs, r.rows);
           const C = m.classes.length;
           const outputs: Record<string, unknown>[] = [];
@@ -368,14 +386,14 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           if (want('probabilities')) outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [r.rows, C], data: Array.from(prob) });
           if (want('predicted')) outputs.push({ name: 'predicted', datatype: 'INT32', shape: [r.rows], data: argmax(prob, r.rows, C) });
           send(res, 200, { model_name: name, model_version: '1', ...(r.id !== undefined ? { id: r.id } : {}), parameters: { classes: m.classes }, outputs });
-          return 'infer';
+          return;
         }
       }
       if (parts[1] === 'repository') {
         if (parts.length === 3 && parts[2] === 'index' && method === 'POST') {
           await receive(req); // optional {"ready": bool}
           send(res, 200, repo.index());
-          return 'repository';
+          return;
         }
         if (parts[2] === 'models' && parts.length >= 4) {
           const name = modelName(parts[3]!);
@@ -384,24 +402,32 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             await receive(req);
             await repo.load(name);
             send(res, 200, { name, state: 'READY' });
-            return 'repository';
+            return;
           }
           if (parts.length === 5 && action === 'unload' && method === 'POST') {
             await receive(req);
             repo.unload(name);
             send(res, 200, { name, state: 'UNAVAILABLE' });
-            return 'repository';
+            return;
           }
           if ((parts.length === 4 && method === 'PUT') || (parts.length === 5 && action === 'upload' && method === 'POST')) {
-            const body = await receive(req, maxUpload, bodyTimeout * 4);
-            const m = await repo.upload(name, body);
+            if (uploading) throw new HttpError(503, 'another upload is in progress; try again');
+            uploading = true;
+            let body: Buffer;
+            let m: ServedModel;
+            try {
+              body = await readBody(req, maxUpload, bodyTimeout * 4, undefined);
+              m = await repo.upload(name, body);
+            } finally {
+              uploading = false;
+            }
             log(`model ${name}: uploaded (${body.length} bytes) and loaded`);
             send(res, 201, { name, state: 'READY', metadata: modelMetadata(m) });
-            return 'upload';
+            return;
           }
         }
       }
-      throw new HttpError(404, `no route ${method} ${path}`);
+      throw noRoute(method, path);
     }
 
     // --- TFaaS
@@ -418,7 +444,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       const inputs = parseTfaas(m, body);
       const prob = await m.infer(inputs, 1);
       send(res, 200, Array.from(prob));
-      return 'json';
+      return;
     }
     if (path === '/models' && method === 'GET') {
       send(
@@ -433,7 +459,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           timestamp: m.loadedAt.toISOString(),
         })),
       );
-      return 'models';
+      return;
     }
     if (path === '/status' && method === 'GET') {
       const mem = process.memoryUsage();
@@ -446,23 +472,26 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         requests: { get: metrics.get, post: metrics.post, total: metrics.total() },
         models: repo.index(),
       });
-      return 'status';
+      return;
     }
     if (path === '/metrics' && method === 'GET') {
       send(res, 200, metrics.render(repo.index().map((e) => ({ name: e.name, ready: e.state === 'READY' }))), { 'content-type': 'text/plain; version=0.0.4' });
-      return 'metrics';
+      return;
     }
-    throw new HttpError(404, `no route ${method} ${path}`);
+    throw noRoute(method, path);
   }
+
+  const noRoute = (method: string, path: string) =>
+    routeOf(path) === 'other' ? new HttpError(404, `no route ${method} ${path}`) : new HttpError(405, `${method} is not allowed on ${path}`);
 
   const server = createServer({ keepAlive: true }, (req, res) => {
     const t0 = performance.now();
     metrics.inflight++;
-    let route = 'other';
-    handle(req, res)
-      .then((r) => {
-        route = r;
-      })
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = (q >= 0 ? url.slice(0, q) : url).replace(/\/+$/, '') || '/';
+    const route = routeOf(path);
+    handle(req, res, path)
       .catch((e: unknown) => {
         let status = 500;
         let message = (e as Error)?.message ?? String(e);
@@ -476,7 +505,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           if (status === 413 || status === 408) headers.connection = 'close';
           send(res, status, { error: message }, headers);
         } else res.destroy();
-        route = route === 'other' ? 'error' : route;
       })
       .finally(() => {
         metrics.inflight--;

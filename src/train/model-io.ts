@@ -95,6 +95,14 @@ export async function loadLayers(dir: string): Promise<tf.LayersModel> {
     join(dir, 'model.json'),
     'tfjs model',
   );
+  if (typeof json !== 'object' || json === null || typeof json.modelTopology !== 'object' || json.modelTopology === null || !Array.isArray(json.weightsManifest)) {
+    throw new CorruptDataError('not a tfjs layers model (model.json needs "modelTopology" and a "weightsManifest" list)', { file: join(dir, 'model.json') });
+  }
+  for (const g of json.weightsManifest) {
+    if (!Array.isArray(g?.paths) || !Array.isArray(g?.weights) || g.paths.some((p) => typeof p !== 'string' || p.includes('/') || p.includes('\\') || p.startsWith('.'))) {
+      throw new CorruptDataError('model.json has a malformed weightsManifest entry (paths must be plain file names in the model directory)', { file: join(dir, 'model.json') });
+    }
+  }
   const specs = json.weightsManifest.flatMap((g) => g.weights);
   const parts: Buffer[] = [];
   for (const g of json.weightsManifest) for (const p of g.paths) parts.push(await readFile(join(dir, p)));

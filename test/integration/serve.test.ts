@@ -219,7 +219,14 @@ describe('hep-ml serve: bad requests get JSON errors and the server stays up', (
     isError(await http(srv.url, 'POST', '/v2/models/nope/infer', infer([rawEvent(0)])), 404, /unknown model "nope" \(models: dnn, dnn-b\)/);
     isError(await http(srv.url, 'GET', '/v2/models/dnn/versions/2'), 404, /only version 1/);
     isError(await http(srv.url, 'GET', '/nothing/here'), 404, /no route GET \/nothing\/here/);
-    isError(await http(srv.url, 'DELETE', '/v2/models/dnn'), 404, /no route DELETE/);
+    isError(await http(srv.url, 'DELETE', '/v2/models/dnn'), 405, /DELETE is not allowed on \/v2\/models\/dnn/);
+    isError(await http(srv.url, 'GET', '/v2/models/dnn/infer'), 405, /GET is not allowed/);
+    // a shape that promises far more values than the body can hold: refused before allocating
+    isError(await http(srv.url, 'POST', p, JSON.stringify({ inputs: [{ name: 'hlf_input', shape: [100_000_000, 14], datatype: 'FP32', data: [] }] })), 400, /too short to hold them/);
+    isError(await http(srv.url, 'POST', '/json', JSON.stringify({ model: 'dnn', keys: ['HT', 'foo'], values: [1, 2] })), 400, /unknown key "foo"/);
+    const m = (await http(srv.url, 'GET', '/metrics')).body;
+    assert.match(m, /^hepml_requests_total\{route="infer",code="400"\} \d+$/m);
+    assert.match(m, /^hepml_requests_total\{route="other",code="404"\} \d+$/m);
     assert.equal((await http(srv.url, 'GET', '/v2/health/live')).status, 200);
   });
 
@@ -360,6 +367,9 @@ describe('hep-ml serve: model repository', () => {
     writeFileSync(join(broken, 'weights.bin'), new Uint8Array(10));
     execFileSync('tar', ['czf', join(dir, 'broken.tgz'), '-C', broken, '.']);
     isError(await http(srv.url, 'PUT', '/v2/repository/models/broken', readFileSync(join(dir, 'broken.tgz'))), 422, /cannot be loaded/);
+    writeFileSync(join(broken, 'model.json'), '{"format": "layers-model"}');
+    execFileSync('tar', ['czf', join(dir, 'broken2.tgz'), '-C', broken, '.']);
+    isError(await http(srv.url, 'PUT', '/v2/repository/models/broken', readFileSync(join(dir, 'broken2.tgz'))), 422, /cannot be loaded: .*not a tfjs layers model/);
     assert.deepEqual(readdirSync(repoDir).sort(), ['dnn', 'dnn-b', 'uploaded', 'zipped']);
     assert.ok(!existsSync(join(dir, 'evil.txt')) && !existsSync(join(repoDir, '..', 'evil.txt')));
   });
