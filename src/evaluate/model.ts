@@ -14,7 +14,7 @@ import { classNamesOf, streamBatches, type InputScaling } from '../train/data.js
 import { loadEngine } from '../train/engine.js';
 import { loadModelDir, type ModelMeta } from '../train/model-io.js';
 import type { ModelInput } from '../train/models.js';
-import { inputTensors } from '../train/trainer.js';
+import { predictRows } from '../train/trainer.js';
 import type { HistoryPoint } from './types.js';
 
 export interface LoadedModel {
@@ -116,10 +116,7 @@ export async function* scoreBatches(m: LoadedModel, paths: string[], o: ScoreOpt
   for await (const b of stream) {
     if (o.signal?.aborted) throw o.signal.reason;
     for (const l of pending.splice(0)) o.log?.(l);
-    const xs = inputTensors(tf, b, m.inputs);
-    const p = m.model.predict(xs.length === 1 ? xs[0]! : xs) as tfTypes.Tensor;
-    const prob = (await p.data()) as Float32Array;
-    tf.dispose([...xs, p]);
+    const prob = await predictRows(tf, m.model, m.inputs, b.inputs, b.rows);
     if (prob.length !== b.rows * C) throw new SchemaMismatchError(`the model gives ${prob.length / b.rows} outputs per event, its description says ${C} classes`, { file: m.dir });
     yield { prob, labels: b.labels, rows: b.rows, first };
     first += b.rows;

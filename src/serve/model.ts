@@ -6,6 +6,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadEngine } from '../train/engine.js';
 import { openModel, type LoadedModel } from '../evaluate/model.js';
+import { predictRows } from '../train/trainer.js';
 import { scalerCoefficients, scaleInto, type MinMaxScaler } from '../prepare/scaler.js';
 import { MicroBatcher } from './batcher.js';
 
@@ -88,18 +89,7 @@ export class ServedModel {
 
   private async run(inputs: Float32Array[], rows: number): Promise<Float32Array> {
     if (this.disposed) throw new Error(`model ${this.name} was unloaded`);
-    const tf = this.tf;
-    const xs = this.inputs.map((inp, k) => tf.tensor(inputs[k]!, [rows, ...inp.shape], 'float32'));
-    try {
-      const p = this.loaded.model.predict(xs.length === 1 ? xs[0]! : xs) as tfTypes.Tensor;
-      try {
-        return (await p.data()) as Float32Array;
-      } finally {
-        p.dispose();
-      }
-    } finally {
-      tf.dispose(xs);
-    }
+    return predictRows(this.tf, this.loaded.model, this.loaded.inputs, inputs, rows);
   }
 
   dispose(): void {

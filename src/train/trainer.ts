@@ -154,6 +154,24 @@ export function inputTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[]): 
   return inputs.map((inp, k) => tf.tensor(b.inputs[k]!, [b.rows, ...inp.shape]));
 }
 
+/**
+ * The model's outputs for `rows` rows given as one row-major array per input (in model input order); every
+ * tensor is disposed, also when predict throws.
+ */
+export async function predictRows(tf: Engine['tf'], model: tfTypes.LayersModel, inputs: ModelInput[], arrays: Float32Array[], rows: number): Promise<Float32Array> {
+  const xs = inputs.map((inp, k) => tf.tensor(arrays[k]!, [rows, ...inp.shape], 'float32'));
+  try {
+    const p = model.predict(xs.length === 1 ? xs[0]! : xs) as tfTypes.Tensor;
+    try {
+      return (await p.data()) as Float32Array;
+    } finally {
+      p.dispose();
+    }
+  } finally {
+    tf.dispose(xs);
+  }
+}
+
 /** Tensors for a batch, in model input order, and one-hot labels. */
 export function toTensors(tf: Engine['tf'], b: Batch, inputs: ModelInput[], classes: number): { xs: tfTypes.Tensor[]; ys: tfTypes.Tensor } {
   const xs = inputTensors(tf, b, inputs);
@@ -176,11 +194,8 @@ export async function predictDatasets(
   const labels: Int32Array[] = [];
   for await (const b of streamBatches(paths, { inputs, classes }, { batchSize: o.batchSize ?? 512, shuffleRows: 0 })) {
     if (o.signal?.aborted) throw o.signal.reason;
-    const xs = inputTensors(tf, b, inputs);
-    const p = model.predict(xs.length === 1 ? xs[0]! : xs) as tfTypes.Tensor;
-    probs.push(p.dataSync() as Float32Array);
+    probs.push(await predictRows(tf, model, inputs, b.inputs, b.rows));
     labels.push(b.labels); // every batch has arrays of its own
-    tf.dispose([...xs, p]);
   }
   return { prob: concatTyped(probs, (n) => new Float32Array(n)), labels: concatTyped(labels, (n) => new Int32Array(n)) };
 }
