@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { BatchSource } from '../convert/types.js';
+import type { ColumnData } from '../root/columns.js';
 import { InputNotFoundError, SchemaMismatchError } from '../errors.js';
 import { scalerCoefficients, type MinMaxScaler } from '../prepare/scaler.js';
 import { classNamesOf, streamBatches, type InputScaling } from '../train/data.js';
@@ -40,10 +41,31 @@ function modelScaling(meta: ModelMeta): (InputScaling & { scaler: MinMaxScaler }
   return { column: scaler.column, ...scalerCoefficients(scaler), scaler };
 }
 
+/** How far outside [0, 1] min-max scaled data may lie (test rows beyond the training rows' range). */
+const SCALED_SLACK = 0.5;
+
+const fmt = (x: number) => (Number.isFinite(x) ? +x.toPrecision(4) : x).toString();
+
+/** Smallest and largest value of a numeric column, through lists and fixed-size lists (NaN ignored). */
+function valueRange(d: ColumnData): [number, number] {
+  while (d.kind === 'fixed' || d.kind === 'list') d = d.child;
+  if (d.kind !== 'primitive') return [0, 0];
+  let lo = Infinity;
+  let hi = -Infinity;
+  const v = d.values as ArrayLike<number | bigint>;
+  for (let i = 0; i < v.length; i++) {
+    const x = Number(v[i]);
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return lo <= hi ? [lo, hi] : [0, 0];
+}
+
 /**
  * Per dataset: checks its classes against the model's, and decides whether to scale it. Data written by
  * `hep-ml prepare` is already scaled; `hep-ml features` output (or any data without prepare's record) that
- * has the model's scaled column is scaled with the model's scaler, and `log` says so once.
+ * has the model's scaled column is scaled with the model's scaler, and `log` says so once. Data without any
+ * hep-ml metadata (TFRecord) are judged by the range of their first batch.
  */
 export function sourceCheck(m: LoadedModel, log: (line: string) => void): (source: BatchSource) => InputScaling | undefined {
   const scaling = modelScaling(m.meta);
@@ -62,6 +84,24 @@ export function sourceCheck(m: LoadedModel, log: (line: string) => void): (sourc
     }
     if (!scaling || source.metadata['hep-ml.prepare'] !== undefined) return undefined;
     if (!source.fields.some((f) => f.name === scaling.column)) return undefined;
+    if (!Object.keys(source.metadata).some((k) => k.startsWith('hep-ml.'))) {
+      // No record of how the data were made (a TFRecord file keeps no metadata, nor do other tools' files):
+      // min-max scaled values lie in about [0, 1], the recipe's raw features do not (the lepton's pT alone is
+      // above 23 GeV), so the first batch's range tells.
+      return {
+        ...scaling,
+        decide: (batch) => {
+          const c = batch.columns.find((x) => x.name === scaling.column);
+          const [lo, hi] = c ? valueRange(c.data) : [0, 0];
+          const scaled = lo >= -SCALED_SLACK && hi <= 1 + SCALED_SLACK;
+          log(
+            `${source.name}: no record of hep-ml prepare (${/\.tfrecord(\.gz)?$/i.test(source.name) ? 'TFRecord keeps no metadata' : 'no hep-ml metadata'}); ` +
+              `${scaling.column} values lie in [${fmt(lo)}, ${fmt(hi)}]: ${scaled ? 'already scaled, used as they are' : "scaling with the model's min-max scaler"}`,
+          );
+          return !scaled;
+        },
+      };
+    }
     if (!said) {
       said = true;
       log(`${source.name}: not written by hep-ml prepare; scaling ${scaling.column} with the model's min-max scaler (fit on ${scaling.scaler.rows.toLocaleString('en-US')} rows)`);

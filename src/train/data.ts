@@ -110,6 +110,11 @@ export interface InputScaling {
   column: string;
   lo: Float64Array;
   k: Float64Array;
+  /**
+   * For a source whose provenance is unknown: called with its first batch; false means the data are already
+   * scaled and are used as they are.
+   */
+  decide?: (batch: ColumnBatch) => boolean;
 }
 
 /** Class names from a dataset's metadata (prepare's record, or features' label), else undefined. */
@@ -183,8 +188,13 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
     try {
       checkFields(source.fields, spec, source.name, { labels: o.labels, reader: o.reader });
       o.onSource?.(source, path);
-      const sc = o.scaleFor?.(source);
+      let sc = o.scaleFor?.(source);
+      let undecided = sc?.decide !== undefined;
       for await (const batch of source.batches()) {
+        if (undecided) {
+          undecided = false;
+          if (!sc!.decide!(batch)) sc = undefined;
+        }
         const m = batch.columns.length ? columnRows(batch.columns[0]!.data) : 0;
         const lo = plan.byBatch ? Math.floor((o.shard!.index * m) / o.shard!.count) : 0;
         const hi = plan.byBatch ? Math.floor(((o.shard!.index + 1) * m) / o.shard!.count) : m;
@@ -192,11 +202,12 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
         const copiers = spec.inputs.map((inp, k) => {
           const c = batch.columns.find((x) => x.name === inp.column)!;
           const copy = copier(c.data, widths[k]!, where(inp.column));
-          if (sc?.column !== inp.column) return copy;
-          if (sc.lo.length !== widths[k]) throw new SchemaMismatchError(`${source.name}, column ${inp.column}: the scaler has ${sc.lo.length} features, the column ${widths[k]}`);
+          const s = sc;
+          if (s?.column !== inp.column) return copy;
+          if (s.lo.length !== widths[k]) throw new SchemaMismatchError(`${source.name}, column ${inp.column}: the scaler has ${s.lo.length} features, the column ${widths[k]}`);
           return (i: number, dst: Float32Array, at: number) => {
             copy(i, dst, at);
-            scaleInto(dst.subarray(at, at + sc.lo.length), dst, sc.lo, sc.k, at / sc.lo.length, 1);
+            scaleInto(dst.subarray(at, at + s.lo.length), dst, s.lo, s.k, at / s.lo.length, 1);
           };
         });
         const label = labelReader(batch, spec.classes, source.name, o.labels === 'optional');
