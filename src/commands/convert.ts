@@ -15,8 +15,8 @@ export default class Convert extends HepMlCommand {
   static override examples = [
     '<%= config.bin %> convert data/train.arrow --to parquet -o train.parquet',
     '<%= config.bin %> convert data/train.arrow --to tfrecord --layout sparkdltrigger --rows-per-file 10000 -o train-tfrecord/',
-    '<%= config.bin %> features delphes.root --label ttbar | <%= config.bin %> convert - --to parquet --compression zstd -o ttbar.parquet',
-    '<%= config.bin %> convert train.parquet --to arrow -o - | <%= config.bin %> flatten --scan-only',
+    '<%= config.bin %> features delphes.root --muons Muon --label ttbar | <%= config.bin %> convert - --to parquet --compression zstd -o ttbar.parquet',
+    '<%= config.bin %> convert delphes.parquet --to arrow -o - | <%= config.bin %> features - --label ttbar -o ttbar.arrow',
   ];
   static override args = {
     input: Args.string({ description: "input: Arrow IPC ('-' = stdin), Parquet, TFRecord, or a shard directory with _manifest.json", default: '-', ignoreStdin: true }),

@@ -27,8 +27,8 @@ export default class Features extends HepMlCommand {
 
 --recipe sparkdltrigger (the default) reproduces the published notebooks exactly, quirks included; --recipe corrected fixes them (docs/features.md lists every difference). A summary of the selection goes to stderr.`;
   static override examples = [
-    '<%= config.bin %> features delphes.root --label ttbar -o ttbar.arrow',
-    "<%= config.bin %> ingest delphes.root -t Delphes $(<%= config.bin %> features --print-branches | sed 's/^/-b /') | <%= config.bin %> features - --label wjets -o wjets.arrow",
+    '<%= config.bin %> features delphes.root --muons Muon --label ttbar -o ttbar.arrow',
+    "<%= config.bin %> ingest delphes.root -t Delphes $(<%= config.bin %> features --print-branches --muons Muon | sed 's/^/-b /') | <%= config.bin %> features - --muons Muon --label wjets -o wjets.arrow",
     '<%= config.bin %> generate --process qcd --events 10000 | <%= config.bin %> features --recipe corrected --sort pt --label qcd -o qcd.arrow',
   ];
   static override args = {

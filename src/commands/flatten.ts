@@ -33,7 +33,7 @@ A file is read twice. stdin ('-', the default) is spilled to a temporary file fi
   static override examples = [
     "<%= config.bin %> ingest nano.root -t Events -b 'Muon_*' -o - | <%= config.bin %> flatten -o muons.arrow",
     '<%= config.bin %> flatten events.arrow --scan-only -o specs.json',
-    "<%= config.bin %> flatten events.arrow --specs specs.json --max-len Muon_pt=8 --group muon='Muon_*' -o padded.arrow",
+    "<%= config.bin %> flatten events.arrow --specs specs.json --max-len muon=8 --group muon='Muon_*' -o padded.arrow",
   ];
   static override args = { input: Args.string({ description: "Arrow IPC stream (file, or '-' for stdin)", default: '-', ignoreStdin: true }) };
   static override flags = {

@@ -12,7 +12,7 @@ export default class Ingest extends HepMlCommand {
 Columns are named by the branch's full name in ROOT; jagged branches become List<T>, fixed-size arrays FixedSizeList<T>, scalars T, with their types preserved. Memory stays bounded: one step of entries is held at a time and stdout backpressure is respected. See docs/commands/ingest.md.`;
   static override examples = [
     '<%= config.bin %> ingest events.root --tree Events -o events.arrow',
-    "<%= config.bin %> ingest nano.root -t Events -b 'Muon_*' -b nMuon --entry-stop 1000 -o - | python3 read_arrow.py",
+    `<%= config.bin %> ingest nano.root -t Events -b 'Muon_*' -b nMuon --entry-stop 1000 -o - | python3 -c 'import sys, pyarrow as pa; t = pa.ipc.open_stream(sys.stdin.buffer).read_all(); print(t.num_rows, t.column_names)'`,
     '<%= config.bin %> ingest a.root b.root -t Delphes -b "EFlowTrack.*" --step-size "50 MB" -o tracks.arrow',
   ];
   static override strict = false;

@@ -55,7 +55,7 @@ export default class Ls extends HepMlCommand {
   static override examples = [
     '<%= config.bin %> ls ../shared/testdata/root/uproot-HZZ.root',
     '<%= config.bin %> ls nano.root --tree Events --json | jq ".trees[0].branches | length"',
-    '<%= config.bin %> ls https://eospublic.cern.ch//eos/opendata/cms/.../file.root',
+    '<%= config.bin %> ls https://eospublic.cern.ch//eos/opendata/cms/derived-data/AOD2NanoAODOutreachTool/Run2012BC_DoubleMuParked_Muons.root --tree Events',
   ];
   static override args = { file: Args.string({ description: 'ROOT file (path, http(s):// URL, or root:// with --xrootd-http-port)', required: true, ignoreStdin: true }) };
   static override flags = {

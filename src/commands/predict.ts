@@ -13,7 +13,7 @@ export default class Predict extends HepMlCommand {
 The format follows -o's extension (.parquet/.pq → Parquet, .tfrecord → TFRecord, otherwise Arrow IPC; '-' = an Arrow IPC stream on stdout), or --format. Data that did not go through hep-ml prepare (hep-ml features output) is scaled with the model's own min-max scaler. See docs/commands/predict.md.`;
   static override examples = [
     '<%= config.bin %> predict --model model/ --data prep/test.arrow -o scores.parquet',
-    '<%= config.bin %> generate --events 1000 | hep-ml features | hep-ml predict --model model/ --data - -o - | hep-ml convert -o scores.parquet --to parquet',
+    '<%= config.bin %> generate --process ttbar --events 5000 | <%= config.bin %> features - | <%= config.bin %> predict --model model/ --data - -o - | <%= config.bin %> convert - --to parquet -o ttbar-scores.parquet',
   ];
   static override flags = {
     model: Flags.string({ char: 'm', description: 'the model directory', required: true }),

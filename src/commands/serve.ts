@@ -15,7 +15,8 @@ Inputs are raw features as hep-ml features writes them; the server applies the m
   static override examples = [
     '<%= config.bin %> serve --models models/ --port 8080',
     '<%= config.bin %> serve --models model/ --host 0.0.0.0 --max-batch 512 --max-delay-ms 2',
-    `curl -s localhost:8080/v2/models/dnn/infer -d '{"inputs":[{"name":"hlf_input","shape":[1,14],"datatype":"FP32","data":[...]}]}'`,
+    // models/dnn/ answers as model "dnn"; one event of raw HLF features, as hep-ml features writes them.
+    `<%= config.bin %> serve --models models/ &\n$ curl -s localhost:8080/v2/models/dnn/infer -d '{"inputs":[{"name":"hlf_input","shape":[1,14],"datatype":"FP32","data":[263.091,49.9667,2.67401,110.717,5,2,64.9742,-1.76652,0.0104706,0.0590999,0,0.0155326,1,1]}]}'`,
   ];
   static override flags = {
     models: Flags.string({ description: 'model repository: a directory of model directories, or one model directory', required: true }),

@@ -23,7 +23,7 @@ Models: dnn (HLF_input 14 → 50 → 20 → 10 → 3), gru (GRU_input 801×19 �
     '<%= config.bin %> train --model inclusive --data prep/train.arrow --out model/ --epochs 10 --resume',
     '<%= config.bin %> train --model inclusive --data prep/train.arrow --validation prep/test.arrow --out model/ --workers 2',
     '<%= config.bin %> train --model dnn --data train.parquet --out dnn/ --workers 4 --strategy adag --communication-window 12',
-    '<%= config.bin %> train --model inclusive --data /data/train.arrow --out /data/model --workers 8 --coordinator 0.0.0.0:7777   # then on each worker host: hep-ml train --join HOST:7777',
+    'On several hosts: the coordinator on node01 waits for 8 workers; the second line runs on each worker host\n<%= config.bin %> train --model inclusive --data /data/train.arrow --out /data/model --workers 8 --coordinator 0.0.0.0:7777\n<%= config.bin %> train --join node01:7777',
   ];
   static override flags = {
     model: Flags.string({ description: 'the classifier (required, except with --join)', options: [...MODEL_KINDS] }),

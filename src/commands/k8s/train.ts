@@ -21,8 +21,8 @@ export default class K8sTrain extends HepMlCommand {
 
 The Job succeeds when the coordinator succeeds (successPolicy; each index is replaced at most once, backoffLimitPerIndex 1): this needs Kubernetes 1.31 or newer; --no-success-policy leaves both out for older clusters. One pod template serves both roles, so every pod requests the larger of the worker and coordinator CPU and memory. --pvc mounts a PersistentVolumeClaim (ReadWriteMany, holding the data and OUT) at --mount in every pod. See docs/commands/k8s.md.`;
   static override examples = [
-    '<%= config.bin %> k8s train --workers 4 --image ghcr.io/x/hep-ml:0.1 --pvc hep-data -- --model inclusive --data /data/train.arrow --out /data/model --epochs 5 --strategy sync | kubectl apply -f -',
-    '<%= config.bin %> k8s train --workers 2 --image ghcr.io/x/hep-ml:0.1 --name dnn-run --namespace physics --output json -- --model dnn --data /data/train.parquet --out /data/dnn',
+    '<%= config.bin %> k8s train --workers 4 --image ghcr.io/ORG/hep-ml:0.1.0 --pvc hep-data -- --model inclusive --data /data/train.arrow --out /data/model --epochs 5 --strategy sync | kubectl apply -f -',
+    '<%= config.bin %> k8s train --workers 2 --image ghcr.io/ORG/hep-ml:0.1.0 --name dnn-run --namespace physics --output json -- --model dnn --data /data/train.parquet --out /data/dnn',
   ];
   // The train arguments after `--` are read from this.argv, not declared.
   static override strict = false;
