@@ -149,14 +149,18 @@ describe('npm pack → npm install -g → hep-ml from any directory', { skip }, 
 
   test('the tarball: dist/ with the GRU kernel, bin, the jsroot stub, the bundled jsroot tree, nothing else', () => {
     const paths = packed.files.map((f) => f.path);
-    for (const need of ['package.json', 'bin/run.js', 'dist/index.js', 'dist/commands/train.js', 'dist/train/gru/gru.wasm', 'packages/jsroot-unused/index.js', 'node_modules/jsroot/package.json']) {
+    for (const need of ['package.json', 'oclif.manifest.json', 'bin/run.js', 'dist/index.js', 'dist/commands/train.js', 'dist/train/gru/gru.wasm', 'packages/jsroot-unused/index.js', 'node_modules/jsroot/package.json']) {
       assert.ok(paths.includes(need), `${need} is not in ${packed.filename}`);
     }
     // Only jsroot and its own dependencies are bundled (the six heavy ones as the stub).
     const jsrootDeps = Object.keys((JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/jsroot/package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
     const bundleOk = new Set(['jsroot', ...jsrootDeps]);
     assert.deepEqual([...packed.bundled].sort(), [...bundleOk].sort(), 'bundled packages');
-    const top = /^(bin|dist|packages)\/|^(package\.json|README\.md|LICENSE)$/;
+    // the shipped manifest names exactly the shipped commands (a stale one would hide or break a command)
+    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
+    const shipped = paths.filter((p) => /^dist\/commands\/.*\.js$/.test(p)).map((p) => p.slice('dist/commands/'.length, -3).replaceAll('/', ':'));
+    assert.deepEqual(Object.keys(manifest.commands).sort(), shipped.sort(), 'oclif.manifest.json lists the commands in dist/commands');
+    const top = /^(bin|dist|packages)\/|^(package\.json|oclif\.manifest\.json|README\.md|LICENSE)$/;
     const odd = paths.filter((p) => {
       if (top.test(p)) return false;
       const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p);
