@@ -35,7 +35,7 @@ export default class Convert extends HepMlCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Convert);
     const to = parseFormat(flags.to);
-    const compression = checkCompression(to, flags.compression);
+    const compression = checkCompression(to, flags.compression, flags.output);
     this.refuseBinaryToTerminal(flags.output, to);
     const progress = new ProgressReporter(flags.progress as ProgressMode, 'convert');
     let summary;

@@ -7,7 +7,7 @@ import { checkGenerateOptions, DEFAULT_BATCH_SIZE, DEFAULT_SEED, generateEvents,
 
 export default class Generate extends HepMlCommand {
   static override summary = 'Generate toy Delphes events (QCD, tt̄, W+jets) as an Arrow IPC stream, in the schema ingest gives for a Delphes tree.';
-  static override description = `Writes N toy events of one process with the columns \`hep-ml ingest\` produces for the Delphes branches the SparkDLTrigger recipe reads: EFlowTrack, EFlowPhoton, EFlowNeutralHadron, Jet, Electron, MuonTight (or Muon) and MissingET, each collection's leaves as List<T> plus its _size counter.
+  static override description = `Writes N toy events of one process with the Delphes leaves the SparkDLTrigger recipe reads, typed as \`hep-ml ingest\` types them: EFlowTrack, EFlowPhoton, EFlowNeutralHadron, Jet, Electron, MuonTight (or Muon) and MissingET, each collection's leaves as List<T> plus its _size counter (ingest of a real file has more columns; features reads either).
 
 The kinematics are plausible per process (isolated or in-jet lepton, jets and b-tags, MET, 100–600 EFlow objects per event), so the whole chain runs at any scale without real samples and a classifier can learn to separate the processes, though not perfectly. Deterministic: the same --process, --events and --seed give identical output whatever --batch-size. See docs/commands/generate.md for the physics model and measured distributions.`;
   static override examples = [

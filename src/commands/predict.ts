@@ -10,7 +10,7 @@ export default class Predict extends HepMlCommand {
 
   event (int64, the event's index over the inputs in order), label (int32, when the data has labels; -1 where an event has none), predicted (int32, the arg-max class), prob_<class> (float32, one column per class).
 
-The format follows -o's extension (.parquet/.pq → Parquet, .tfrecord → TFRecord, otherwise Arrow IPC; '-' = an Arrow IPC stream on stdout), or --format. Data that did not go through hep-ml prepare (hep-ml features output) is scaled with the model's own min-max scaler. See docs/commands/predict.md.`;
+The format follows -o's extension (.parquet/.pq → Parquet, .tfrecord/.tfrecords → TFRecord, .tfrecord.gz → GZIP TFRecord, otherwise Arrow IPC; '-' = an Arrow IPC stream on stdout), or --format. Data that did not go through hep-ml prepare (hep-ml features output) is scaled with the model's own min-max scaler; data without any hep-ml metadata (a TFRecord file) is judged by the range of its first batch, and stderr says which. See docs/commands/predict.md.`;
   static override examples = [
     '<%= config.bin %> predict --model model/ --data prep/test.arrow -o scores.parquet',
     '<%= config.bin %> generate --process ttbar --events 5000 | <%= config.bin %> features - | <%= config.bin %> predict --model model/ --data - -o - | <%= config.bin %> convert - --to parquet -o ttbar-scores.parquet',
@@ -29,7 +29,7 @@ The format follows -o's extension (.parquet/.pq → Parquet, .tfrecord → TFRec
   async run(): Promise<void> {
     const { flags } = await this.parse(Predict);
     const format = flags.format ? parseFormat(flags.format) : flags.output === '-' ? 'arrow' : formatOf(flags.output);
-    const compression = checkCompression(format, flags.compression);
+    const compression = checkCompression(format, flags.compression, flags.output);
     this.refuseBinaryToTerminal(flags.output, format);
     const progress = new ProgressReporter(flags.progress as ProgressMode, 'predict');
     let s;

@@ -51,13 +51,17 @@ export function parseFormat(s: string): OutputFormat {
 }
 
 /** The default and allowed codecs per format. */
-export function checkCompression(to: OutputFormat, c: string | undefined): Compression {
+/**
+ * The codec: the one asked for, else the format's default — gzip for a TFRecord file named `*.gz`, as
+ * TensorFlow's `compression_type="GZIP"` expects of such a name.
+ */
+export function checkCompression(to: OutputFormat, c: string | undefined, output?: string): Compression {
   const allowed: Record<OutputFormat, Compression[]> = {
     parquet: ['snappy', 'zstd', 'gzip', 'none'],
     tfrecord: ['none', 'gzip'],
     arrow: ['none'],
   };
-  const v = (c ?? allowed[to][0]!) as Compression;
+  const v = (c ?? (to === 'tfrecord' && output !== undefined && /\.gz$/i.test(output) ? 'gzip' : allowed[to][0]!)) as Compression;
   if (!allowed[to].includes(v)) {
     throw new UsageError(`--compression ${c} is not available for ${to} (${allowed[to].join(', ')})`);
   }
@@ -66,7 +70,7 @@ export function checkCompression(to: OutputFormat, c: string | undefined): Compr
 
 export async function convert(opts: ConvertOptions): Promise<ConvertSummary> {
   const t0 = performance.now();
-  const compression = checkCompression(opts.to, opts.compression);
+  const compression = checkCompression(opts.to, opts.compression, opts.output);
   const layout = parseLayout(opts.layout);
   if (opts.rowsPerFile !== undefined && (!Number.isInteger(opts.rowsPerFile) || opts.rowsPerFile < 1)) {
     throw new UsageError(`--rows-per-file must be a positive integer, got ${opts.rowsPerFile}`);

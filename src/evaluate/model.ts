@@ -95,7 +95,7 @@ export function sourceCheck(m: LoadedModel, log: (line: string) => void): (sourc
           const [lo, hi] = c ? valueRange(c.data) : [0, 0];
           const scaled = lo >= -SCALED_SLACK && hi <= 1 + SCALED_SLACK;
           log(
-            `${source.name}: no record of hep-ml prepare (${/\.tfrecord(\.gz)?$/i.test(source.name) ? 'TFRecord keeps no metadata' : 'no hep-ml metadata'}); ` +
+            `${source.name}: no record of hep-ml prepare (${/\.tfrecords?(\.gz)?$/i.test(source.name) ? 'TFRecord keeps no metadata' : 'no hep-ml metadata'}); ` +
               `${scaling.column} values lie in [${fmt(lo)}, ${fmt(hi)}]: ${scaled ? 'already scaled, used as they are' : "scaling with the model's min-max scaler"}`,
           );
           return !scaled;

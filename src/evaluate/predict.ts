@@ -10,6 +10,7 @@
  */
 import { resolve } from 'node:path';
 import { openFileSink } from '../convert/dataset.js';
+import { checkCompression } from '../convert/index.js';
 import type { BatchSink, Compression, Field, OutputFormat } from '../convert/types.js';
 import { UsageError } from '../errors.js';
 import type { ColumnBatch } from '../root/columns.js';
@@ -88,7 +89,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
         ];
         const record = { model: resolve(o.model), kind: m.meta.model, classes: m.classes, data: o.data.map((p) => (p === '-' ? '-' : resolve(p))), hepml: hepMlVersion() };
         sink = await openFileSink(o.output, format, fields, {
-          compression: o.compression ?? (format === 'parquet' ? 'snappy' : 'none'),
+          compression: o.compression ?? checkCompression(format, undefined, o.output),
           metadata: { [PREDICT_META_KEY]: JSON.stringify(record) },
         });
       }

@@ -513,7 +513,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       tb.scalar('loss', rec.loss, epoch);
       tb.scalar('accuracy', rec.accuracy, epoch);
       tb.scalar('samples_per_s', rec.samples_per_s, epoch);
-      tb.scalar('learning_rate', lr, epoch);
+      tb.scalar('learning_rate', lrNow, epoch);
       if (rec.val_loss !== undefined) {
         tb.scalar('val_loss', rec.val_loss, epoch);
         tb.scalar('val_accuracy', rec.val_accuracy!, epoch);

@@ -93,6 +93,13 @@ test('arrow → tfrecord (plain, gzip) → arrow; sharded TFRecord keeps exact t
     assert.equal(r.code, 0, r.stderr);
     await assertSameValues(src, tf);
   }
+  // a *.gz name without --compression is TensorFlow's GZIP TFRecord, as tf.data expects of it; --compression none wins
+  const gz = join(d, 'named.tfrecord.gz');
+  assert.equal(sh(`${hepml} convert ${src} --to tfrecord -o ${gz}`).code, 0);
+  assert.deepEqual([...readFileSync(gz).subarray(0, 2)], [0x1f, 0x8b], 'gzip magic');
+  await assertSameValues(src, gz);
+  assert.equal(sh(`${hepml} convert ${src} --to tfrecord --compression none -o ${gz}`).code, 0);
+  assert.notDeepEqual([...readFileSync(gz).subarray(0, 2)], [0x1f, 0x8b], '--compression none is kept');
   const dir = join(d, 'tf-shards');
   const r = sh(`${hepml} convert ${src} --to tfrecord --rows-per-file 70 -o ${dir}`);
   assert.equal(r.code, 0, r.stderr);

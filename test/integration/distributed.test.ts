@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
@@ -15,6 +15,7 @@ import { BIN } from '../helpers/cli.js';
 import { makeRecipeData } from '../helpers/recipe-data.js';
 import { createLab, netnsAvailable } from '../helpers/netns.js';
 import { train } from '../../src/train/trainer.js';
+import { decodeEventFile } from '../../src/train/tensorboard.js';
 import { strategyParams, STRATEGIES, type Strategy } from '../../src/train/distributed/strategies.js';
 
 let dir = '';
@@ -127,6 +128,16 @@ describe('hep-ml train --workers', () => {
     await train({ ...common, out: join(dir, 'w1-single') });
     await train({ ...common, out: join(dir, 'w1-dist'), distributed: { workers: 1, strategy: strategyParams('sync') } });
     assert.deepEqual(readFileSync(join(dir, 'w1-single', 'weights.bin')), readFileSync(join(dir, 'w1-dist', 'weights.bin')));
+  });
+
+  test('--lr-scaling linear: metrics.jsonl and TensorBoard both record the rate the workers trained at', async () => {
+    const out = join(dir, 'lr-linear');
+    await train({ model: 'dnn', data: [join(prep, 'train.arrow')], epochs: 1, seed: 5, lr: 0.001, out, distributed: { workers: 2, strategy: strategyParams('sync'), lrScaling: 'linear' } });
+    const rec = JSON.parse(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim()) as { lr: number };
+    assert.equal(rec.lr, 0.002);
+    const tb = readdirSync(join(out, 'tensorboard'));
+    const lr = decodeEventFile(readFileSync(join(out, 'tensorboard', tb[0]!))).flatMap((e) => e.scalars.filter((x) => x.tag === 'learning_rate').map((x) => x.value));
+    assert.deepEqual(lr, [Math.fround(0.002)]);
   });
 
   test('sync over TCP gives the bits of sync over Unix sockets', async () => {
