@@ -6,9 +6,11 @@
  *   hep-ml-model.json   what the model needs to be used: inputs (name, dataset column, shape), classes,
  *                       the feature recipe and scaler of its training data, training parameters, hep-ml version
  *
- * A checkpoint directory is the same plus optimizer.json/optimizer.bin (Adam's moments and iteration count)
- * and state.json (epoch, dropout counters, shuffle state). Every file is written under a temporary name
- * and renamed into place; a directory is staged beside its target and swapped in.
+ * A checkpoint directory (train's OUT/checkpoints/epoch-NNNN) is the same, so it is a model directory too,
+ * plus optimizer.json/optimizer.bin (Adam's moments and iteration count). The loop state (epoch, dropout
+ * counters, settings) is not in a checkpoint: train keeps it in OUT/state.json, at the output root.
+ * Every file is written under a temporary name and renamed into place; a directory is staged beside its
+ * target and swapped in.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
