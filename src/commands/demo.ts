@@ -17,7 +17,7 @@ export default class Demo extends HepMlCommand {
   model/                       the trained model directory (trained on the Parquet file, validated on the TFRecord file)
   eval/                        metrics.json, roc.csv and the plots: roc.png, roc-log.png, confusion.png, scores.png, history.png
 
-stdout gets one line, the path of eval/roc.png (--json: a summary with the AUCs, every step's time and outputs); each step reports on stderr. Takes about a minute on 2 cores. The same stages as separate commands: examples/Makefile (make -C examples small) and examples/pipe.sh; step by step in docs/tutorial.md.`;
+stdout gets one line, the path of eval/roc.png (--json: a summary with the AUCs, every step's time and outputs); each step reports on stderr. Takes about 30 s on 2 cores. The same stages as separate commands: examples/Makefile (make -C examples small) and examples/pipe.sh; step by step in docs/tutorial.md.`;
   static override examples = [
     '<%= config.bin %> demo',
     '<%= config.bin %> demo --dir demo-run/ --events 3000 --epochs 12',
