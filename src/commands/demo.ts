@@ -88,7 +88,7 @@ stdout gets one line, the path of eval/roc.png (--json: a summary with the AUCs,
       reporter?.stop();
       process.off('SIGINT', onSigint);
     }
-    this.note(`hep-ml demo: done in ${r.seconds.toFixed(0)} s; ${(r.bytes / 1e6).toFixed(0)} MB in ${r.dir} (remove it when done); the ROC curve:`);
+    this.note(`hep-ml demo: done in ${r.seconds.toFixed(0)} s; ${(r.bytes / 1e6).toFixed(0)} MB in ${r.dir} (remove it when done)`);
     if (flags.json) {
       const { evaluation, ...rest } = r;
       const ev = { rows: evaluation.rows, classes: evaluation.classes, loss: evaluation.loss, accuracy: evaluation.accuracy, macro_auc: evaluation.macro_auc, auc: Object.fromEntries(evaluation.per_class.map((c) => [c.name, c.auc])), confusion: evaluation.confusion };
