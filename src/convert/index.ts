@@ -50,10 +50,9 @@ export function parseFormat(s: string): OutputFormat {
   throw new UsageError(`unknown format '${s}' (parquet, tfrecord or arrow)`);
 }
 
-/** The default and allowed codecs per format. */
 /**
- * The codec: the one asked for, else the format's default — gzip for a TFRecord file named `*.gz`, as
- * TensorFlow's `compression_type="GZIP"` expects of such a name.
+ * The codec, checked against the ones the format allows: the one asked for, else the format's default — gzip
+ * for a TFRecord file named `*.gz`, as TensorFlow's `compression_type="GZIP"` expects of such a name.
  */
 export function checkCompression(to: OutputFormat, c: string | undefined, output?: string): Compression {
   const allowed: Record<OutputFormat, Compression[]> = {

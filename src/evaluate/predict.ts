@@ -89,7 +89,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
         ];
         const record = { model: resolve(o.model), kind: m.meta.model, classes: m.classes, data: o.data.map((p) => (p === '-' ? '-' : resolve(p))), hepml: hepMlVersion() };
         sink = await openFileSink(o.output, format, fields, {
-          compression: o.compression ?? checkCompression(format, undefined, o.output),
+          compression: checkCompression(format, o.compression, o.output),
           metadata: { [PREDICT_META_KEY]: JSON.stringify(record) },
         });
       }

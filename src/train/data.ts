@@ -189,12 +189,8 @@ export async function* streamBatches(paths: string[], spec: DataSpec, o: StreamO
       checkFields(source.fields, spec, source.name, { labels: o.labels, reader: o.reader });
       o.onSource?.(source, path);
       let sc = o.scaleFor?.(source);
-      let undecided = sc?.decide !== undefined;
       for await (const batch of source.batches()) {
-        if (undecided) {
-          undecided = false;
-          if (!sc!.decide!(batch)) sc = undefined;
-        }
+        if (sc?.decide) sc = sc.decide(batch) ? { ...sc, decide: undefined } : undefined;
         const m = batch.columns.length ? columnRows(batch.columns[0]!.data) : 0;
         const lo = plan.byBatch ? Math.floor((o.shard!.index * m) / o.shard!.count) : 0;
         const hi = plan.byBatch ? Math.floor(((o.shard!.index + 1) * m) / o.shard!.count) : m;
